@@ -1,0 +1,254 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole config file (SPEC 8). Load builds it; every section is
+// validated and every problem reported with its line.
+type Config struct {
+	Server  ServerConfig   `yaml:"server"`
+	Store   StoreConfig    `yaml:"store"`
+	Sources []SourceConfig `yaml:"sources"`
+	Sinks   []SinkEntry    `yaml:"sinks"`
+	Rules   []RuleConfig   `yaml:"rules"`
+
+	File    string `yaml:"-"` // the file it was loaded from
+	BaseDir string `yaml:"-"` // the file's directory: relative paths start here
+}
+
+// ServerConfig is the `server:` section.
+type ServerConfig struct {
+	Listen       string `yaml:"listen"`
+	TLSCert      string `yaml:"tls_cert"`
+	TLSKey       string `yaml:"tls_key"`
+	MaxBodyBytes int64  `yaml:"max_body_bytes"`
+}
+
+// StoreConfig is the `store:` section.
+type StoreConfig struct {
+	Path      string   `yaml:"path"`
+	Retention Duration `yaml:"retention"`
+	Sync      string   `yaml:"sync"` // full or normal
+}
+
+// RateLimit is a source's request rate limit.
+type RateLimit struct {
+	RPS   float64 `yaml:"rps"`
+	Burst int     `yaml:"burst"`
+}
+
+// SourceConfig is one `sources:` entry (SPEC 4.2).
+type SourceConfig struct {
+	Name            string       `yaml:"name"`
+	Vendor          string       `yaml:"vendor"`
+	Secret          Secret       `yaml:"secret"`
+	Secrets         []Secret     `yaml:"secrets"`
+	SignatureHeader string       `yaml:"signature_header"`
+	Token           Secret       `yaml:"token"`
+	TokenHeader     string       `yaml:"token_header"`
+	Insecure        bool         `yaml:"insecure"`
+	Severity        string       `yaml:"severity"`
+	RateLimit       *RateLimit   `yaml:"rate_limit"`
+	Antly           *AntlyConfig `yaml:"antly"`
+
+	Line int `yaml:"-"`
+}
+
+// AntlyConfig is a source's `antly:` section (SPEC 4.3).
+type AntlyConfig struct {
+	APIURL      string   `yaml:"api_url"`
+	AccessToken Secret   `yaml:"access_token"`
+	Prefix      string   `yaml:"prefix"`
+	WebhookURL  string   `yaml:"webhook_url"`
+	Triggers    []string `yaml:"triggers"`
+}
+
+// RetryConfig is a sink's retry schedule: exponential with jitter from
+// Initial up to MaxInterval between attempts, giving up after MaxAge.
+type RetryConfig struct {
+	Initial     Duration `yaml:"initial"`
+	MaxInterval Duration `yaml:"max_interval"`
+	MaxAge      Duration `yaml:"max_age"`
+}
+
+// SinkEntry is one `sinks:` entry: the settings every sink has, and its
+// type's own config.
+type SinkEntry struct {
+	Name        string      `yaml:"name"`
+	Type        string      `yaml:"type"`
+	Timeout     Duration    `yaml:"timeout"`
+	Concurrency int         `yaml:"concurrency"`
+	Retry       RetryConfig `yaml:"retry"`
+
+	Config SinkConfig `yaml:"-"` // the type's own config, decoded by Load
+	Line   int        `yaml:"-"`
+}
+
+// RuleConfig is one `rules:` entry as written; package rules compiles it.
+type RuleConfig struct {
+	Name    string         `yaml:"name"`
+	When    string         `yaml:"when"`
+	Stop    bool           `yaml:"stop"`
+	Actions []ActionConfig `yaml:"actions"`
+
+	Line     int `yaml:"-"` // the rule's first line
+	WhenLine int `yaml:"-"` // the line of its when:
+	WhenCol  int `yaml:"-"` // the column where the expression starts
+}
+
+// ActionConfig is one action of a rule as written: the sink it goes to and
+// its fields, kept as YAML for package rules to check and compile.
+type ActionConfig struct {
+	Sink string     `yaml:"sink"`
+	Node *yaml.Node `yaml:"-"` // the whole action mapping, `sink` included
+	Line int        `yaml:"-"`
+}
+
+// Default values, in one place.
+const (
+	DefaultListen       = ":8080"
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultStorePath    = "data/bridge.db"
+	DefaultRetention    = 720 * time.Hour
+	DefaultSync         = "full"
+	DefaultSinkTimeout  = 10 * time.Second
+	DefaultConcurrency  = 4
+	DefaultRetryInitial = time.Second
+	DefaultRetryMax     = 5 * time.Minute
+	DefaultRetryMaxAge  = 24 * time.Hour
+)
+
+// Duration is a time.Duration written in YAML as Go duration text ("10s",
+// "24h") or a number of seconds.
+type Duration time.Duration
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats the duration as Go does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML reads "10s" or a number of seconds.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("a duration must be text like 10s or 5m")
+	}
+	if n.Tag == "!!int" || n.Tag == "!!float" {
+		var s float64
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*d = Duration(s * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use text like 10s, 5m or 24h)", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %s is negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes Go duration text.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// ResolvePath resolves p against base unless p is absolute or empty.
+func ResolvePath(base, p string) string {
+	if p == "" || filepath.IsAbs(p) || base == "" {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
+// Problem is one thing wrong with a config file, at a line.
+type Problem struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+}
+
+// Problems is every problem found in a config file. As an error it prints
+// one problem per line, FILE:LINE: message.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// fieldError points a validation message at one key of a mapping.
+type fieldError struct {
+	field string // dotted path below the mapping: "url", "tls.ca_file"
+	msg   string
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+// FieldError reports a problem with one key of a config mapping, so the
+// loader can point at that key's line. field may be a dotted path
+// ("tls.ca_file"); msg should say what to fix.
+func FieldError(field, msg string) error { return &fieldError{field: field, msg: msg} }
+
+// FieldErrorf is FieldError with a format.
+func FieldErrorf(field, format string, args ...any) error {
+	return &fieldError{field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+// AsFieldError splits a FieldError into its field path and message.
+func AsFieldError(err error) (field, msg string, ok bool) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return fe.field, fe.msg, true
+	}
+	return "", "", false
+}
+
+// FindKey returns the line of the key at a dotted path below mapping node n,
+// or n's own line when the path does not exist.
+func FindKey(n *yaml.Node, path string) int {
+	if n == nil {
+		return 0
+	}
+	cur := n
+	for _, part := range strings.Split(path, ".") {
+		if cur.Kind != yaml.MappingNode {
+			return cur.Line
+		}
+		found := false
+		for i := 0; i+1 < len(cur.Content); i += 2 {
+			if cur.Content[i].Value == part {
+				if strings.Contains(path, ".") {
+					cur = cur.Content[i+1]
+				} else {
+					return cur.Content[i].Line
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return cur.Line
+		}
+	}
+	return cur.Line
+}

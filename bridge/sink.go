@@ -1,0 +1,102 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+)
+
+// Sink carries out deliveries to one destination (a Jira site, a Slack
+// workspace, a SIEM). Send makes one attempt and reports what kind of failure
+// it had by wrapping its error (Permanent, RetryAfter); a plain error is
+// retried. The pipeline wraps every sink in its queue, retry, timeout and
+// metrics layers, so a sink does none of that itself.
+type Sink interface {
+	// Send makes one attempt at d. The result is what the destination
+	// reported (a Jira issue key, a Slack message ts); it may be empty.
+	Send(ctx context.Context, d *Delivery) (result string, err error)
+	// Close releases the sink's connections; deliveries in flight have ended.
+	Close(ctx context.Context) error
+}
+
+// DryRunner is implemented by sinks that can describe the request they would
+// send (in --dry-run mode) without sending it. Sinks that do not implement it
+// are described by their rendered action.
+type DryRunner interface {
+	DryRun(ctx context.Context, d *Delivery) (request string, err error)
+}
+
+// Delivery is one (event, matching action) pair, as a sink receives it.
+type Delivery struct {
+	ID      int64
+	Event   *Event
+	Rule    string          // the rule that matched
+	Sink    string          // the sink's configured name
+	Action  json.RawMessage // the action's fields, rendered: a JSON object
+	Attempt int             // 1 for the first attempt
+}
+
+// DecodeAction decodes the delivery's rendered action fields into v (a
+// pointer to the sink's action struct, with json tags).
+func (d *Delivery) DecodeAction(v any) error {
+	if len(d.Action) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(d.Action, v); err != nil {
+		return Permanent(err)
+	}
+	return nil
+}
+
+// SinkConfig is a sink type's own config (the keys of a `sinks:` entry other
+// than name, type, timeout, concurrency and retry). Validate reports every
+// problem; wrap one in FieldError to point at the key's line.
+type SinkConfig interface {
+	Validate() error
+}
+
+// Action is a sink type's action struct (the keys of an action other than
+// `sink`), decoded from the rule's YAML before rendering. Validate checks
+// what can be checked at load time: required fields, enums that are not
+// templates. cfg is the sink's config, for defaults taken from the sink.
+type Action interface {
+	Validate(cfg SinkConfig) error
+}
+
+// SinkType describes one kind of sink (jira, slack, ...): how to decode its
+// config and actions, and how to build it. cmd/bridge holds the map of them.
+type SinkType struct {
+	// NewConfig returns a pointer to a zero config, with defaults filled in,
+	// for the loader to decode the sink's YAML into.
+	NewConfig func() SinkConfig
+	// NewAction returns a pointer to a zero action struct. Its yaml tags are
+	// the action keys this sink type accepts; its json tags are how a
+	// rendered action decodes into it (Delivery.DecodeAction).
+	NewAction func() Action
+	// New builds the sink from its validated config.
+	New func(cfg SinkConfig, env SinkEnv) (Sink, error)
+}
+
+// SinkEnv is what a sink gets from the bridge besides its own config.
+type SinkEnv struct {
+	Name    string        // the sink's configured name
+	Logger  *slog.Logger  // already carries the sink's name
+	State   State         // durable key/value state, private to this sink
+	Timeout time.Duration // the per-attempt timeout the pipeline applies
+	BaseDir string        // the config file's directory
+	Version string        // the bridge's version
+}
+
+// Path resolves p against the config file's directory unless it is absolute
+// or empty.
+func (e SinkEnv) Path(p string) string { return ResolvePath(e.BaseDir, p) }
+
+// State is durable key/value storage a sink uses to remember things across
+// restarts (a dedupe key's Jira issue, a Slack thread's ts). Keys are private
+// to the sink that owns the State.
+type State interface {
+	Get(ctx context.Context, key string) (value string, ok bool, err error)
+	Put(ctx context.Context, key, value string) error
+	Delete(ctx context.Context, key string) error
+}
