@@ -100,3 +100,18 @@ type State interface {
 	Put(ctx context.Context, key, value string) error
 	Delete(ctx context.Context, key string) error
 }
+
+// BatchSink is implemented by sinks that carry many deliveries in one
+// request or write (Splunk HEC, the http sink with batch on, the file sink,
+// syslog). The pipeline hands such a sink up to max due deliveries at once,
+// waiting up to wait after the first for more to gather (0: send what is
+// there at once, so a quiet bridge is not taxed).
+type BatchSink interface {
+	Sink
+	// BatchLimits says how many deliveries one SendBatch may carry and how
+	// long the pipeline may wait for a batch to fill.
+	BatchLimits() (max int, wait time.Duration)
+	// SendBatch makes one attempt at every delivery of ds and returns one
+	// error per delivery, in order (nil: delivered), classified as Send's.
+	SendBatch(ctx context.Context, ds []*Delivery) []error
+}
