@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -89,6 +91,31 @@ type SinkEntry struct {
 
 	Config SinkConfig `yaml:"-"` // the type's own config, decoded by Load
 	Line   int        `yaml:"-"`
+	node   *yaml.Node // the entry, to point problems at its keys
+}
+
+// Fingerprint identifies the entry's settings as written (after ${VAR}
+// expansion, secrets included), so a reload can tell a changed sink from an
+// unchanged one without printing anything.
+func (e *SinkEntry) Fingerprint() string {
+	if e.node == nil {
+		return ""
+	}
+	b, err := yaml.Marshal(e.node)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// KeyLine returns the line of a key of this sink's entry (a dotted path),
+// for problems found after loading.
+func (e *SinkEntry) KeyLine(field string) int {
+	if e.node == nil {
+		return e.Line
+	}
+	return FindKey(e.node, field)
 }
 
 // RuleConfig is one `rules:` entry as written; package rules compiles it.
@@ -137,23 +164,24 @@ func (d Duration) String() string { return time.Duration(d).String() }
 
 // UnmarshalYAML reads "10s" or a number of seconds.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// A *yaml.TypeError lets the decoder go on and report every problem.
+	bad := func(msg string) error {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+	}
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("a duration must be text like 10s or 5m")
+		return bad("a duration must be text like 10s, 5m or 24h")
 	}
 	if n.Tag == "!!int" || n.Tag == "!!float" {
 		var s float64
-		if err := n.Decode(&s); err != nil {
-			return err
+		if err := n.Decode(&s); err != nil || s < 0 {
+			return bad(fmt.Sprintf("%q is not a duration (use text like 10s, 5m or 24h)", n.Value))
 		}
 		*d = Duration(s * float64(time.Second))
 		return nil
 	}
 	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration (use text like 10s, 5m or 24h)", n.Value)
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %s is negative", n.Value)
+	if err != nil || v < 0 {
+		return bad(fmt.Sprintf("%q is not a duration (use text like 10s, 5m or 24h)", n.Value))
 	}
 	*d = Duration(v)
 	return nil

@@ -1,0 +1,96 @@
+package bridge
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Webhook outcomes, the values of bridge_webhooks_total's outcome label.
+const (
+	OutcomeAccepted     = "accepted"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeInvalid      = "invalid"
+	OutcomeUnauthorized = "unauthorized"
+	OutcomeTooLarge     = "too_large"
+	OutcomeRateLimited  = "rate_limited"
+	OutcomeError        = "error"
+)
+
+// Metrics holds the bridge's Prometheus metrics, on a registry of its own.
+type Metrics struct {
+	Registry         *prometheus.Registry
+	Webhooks         *prometheus.CounterVec
+	RuleMatches      *prometheus.CounterVec
+	RuleErrors       *prometheus.CounterVec
+	Deliveries       *prometheus.CounterVec
+	DeliveryDuration *prometheus.HistogramVec
+	DeliveryAttempts *prometheus.HistogramVec
+	ReloadSuccess    prometheus.Gauge
+	ReloadTime       prometheus.Gauge
+}
+
+// NewMetrics registers the bridge's metrics. pending, when not nil, is
+// asked at each scrape for the pending deliveries per sink.
+func NewMetrics(pending func(ctx context.Context) (map[string]int, error)) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		Webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_webhooks_total", Help: "Webhook requests by source and outcome.",
+		}, []string{"source", "outcome"}),
+		RuleMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_rule_matches_total", Help: "New events a rule matched.",
+		}, []string{"rule"}),
+		RuleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_rule_errors_total", Help: "Rule evaluations that failed at run time.",
+		}, []string{"rule"}),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_deliveries_total", Help: "Delivery attempts by sink and outcome (delivered, retried, failed).",
+		}, []string{"sink", "outcome"}),
+		DeliveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bridge_delivery_duration_seconds", Help: "Time of one delivery attempt (a batch counts once).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"sink"}),
+		DeliveryAttempts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bridge_delivery_attempts", Help: "Attempts a delivery took until it was delivered or failed.",
+			Buckets: []float64{1, 2, 3, 5, 8, 13, 21, 34},
+		}, []string{"sink"}),
+		ReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bridge_config_last_reload_successful", Help: "1 if the last config (re)load succeeded, else 0.",
+		}),
+		ReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bridge_config_last_reload_success_timestamp_seconds", Help: "When the config was last loaded successfully.",
+		}),
+	}
+	reg.MustRegister(m.Webhooks, m.RuleMatches, m.RuleErrors, m.Deliveries, m.DeliveryDuration, m.DeliveryAttempts,
+		m.ReloadSuccess, m.ReloadTime, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if pending != nil {
+		reg.MustRegister(&pendingCollector{count: pending,
+			desc: prometheus.NewDesc("bridge_delivery_pending", "Deliveries waiting to be delivered, by sink.", []string{"sink"}, nil)})
+	}
+	return m
+}
+
+// pendingCollector reads the pending counts from the store at scrape time.
+type pendingCollector struct {
+	count func(ctx context.Context) (map[string]int, error)
+	desc  *prometheus.Desc
+}
+
+func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for sink, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), sink)
+	}
+}

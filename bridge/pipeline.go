@@ -1,0 +1,464 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v7"
+)
+
+// SinkSpec is a sink with the settings the pipeline wraps around it.
+type SinkSpec struct {
+	Name        string
+	Sink        Sink
+	Timeout     time.Duration
+	Concurrency int
+	Retry       RetryConfig
+	// Key identifies the settings the sink was built from; SetSinks keeps a
+	// running sink whose Key did not change.
+	Key string
+}
+
+// PipelineOptions configures a Pipeline.
+type PipelineOptions struct {
+	Logger  *slog.Logger
+	Metrics *Metrics
+	DryRun  bool             // describe every send instead of making it
+	Now     func() time.Time // the clock; time.Now when nil
+	Poll    time.Duration    // how often each sink looks for work made by other processes (replay); 1s when 0
+}
+
+// Pipeline carries out stored deliveries: per sink a scheduler that reads
+// due deliveries from the store (oldest first) and workers that send them,
+// each attempt under the sink's timeout, its outcome recorded in the store
+// (delivered, failed, or pending with the next attempt's time). Nothing is
+// kept only in memory: a restart resumes from the store.
+type Pipeline struct {
+	store *Store
+	opt   PipelineOptions
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	closed  bool
+
+	// sendCtx bounds sends in flight; it ends at the shutdown deadline.
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
+}
+
+// NewPipeline returns a pipeline over store; SetSinks starts it.
+func NewPipeline(store *Store, opt PipelineOptions) *Pipeline {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Poll <= 0 {
+		opt.Poll = time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pipeline{store: store, opt: opt, log: opt.Logger, runners: map[string]*runner{}, sendCtx: ctx, cancelSend: cancel}
+}
+
+// SetSinks starts a runner for every spec, keeps running ones whose Key is
+// unchanged (a spec for such a sink may leave Sink nil), and replaces or stops the others (their sinks are closed once
+// their sends in flight end). Deliveries of a sink that is no longer
+// configured stay pending in the store.
+func (p *Pipeline) SetSinks(specs []SinkSpec) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	want := map[string]SinkSpec{}
+	for _, s := range specs {
+		want[s.Name] = s
+	}
+	for name, r := range p.runners {
+		if s, ok := want[name]; ok && s.Key == r.spec.Key {
+			if s.Sink != nil && s.Sink != r.spec.Sink {
+				go s.Sink.Close(context.Background()) // an unchanged sink built again: keep the running one
+			}
+			delete(want, name)
+			continue
+		}
+		delete(p.runners, name)
+		go r.stop(context.Background())
+		if _, ok := want[name]; !ok {
+			p.log.Warn("sink removed from the config; its pending deliveries wait in the store until it is back", "sink", name)
+		}
+	}
+	for name, s := range want {
+		r := newRunner(p, s)
+		p.runners[name] = r
+		r.start()
+	}
+}
+
+// Wake tells the runners of these sinks that new deliveries are due.
+func (p *Pipeline) Wake(sinks map[string]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name := range sinks {
+		if r := p.runners[name]; r != nil {
+			r.poke()
+		}
+	}
+}
+
+// Shutdown stops scheduling, lets sends in flight finish until ctx ends,
+// then cancels them, and closes every sink. Deliveries not finished stay
+// pending for the next start.
+func (p *Pipeline) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	runners := p.runners
+	p.runners = map[string]*runner{}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.stop(ctx)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.cancelSend()
+		<-done
+	}
+	p.cancelSend()
+	return nil
+}
+
+// runner schedules and sends the deliveries of one sink.
+type runner struct {
+	p    *Pipeline
+	spec SinkSpec
+	max  int           // deliveries per attempt
+	wait time.Duration // how long a batch may gather
+
+	wake chan struct{}
+	quit chan struct{}
+	jobs chan []*job
+	done sync.WaitGroup // workers
+	sch  chan struct{}  // closed when the scheduler has stopped
+
+	mu       sync.Mutex
+	inflight map[int64]bool
+}
+
+type job struct {
+	d   *Delivery
+	rec *DeliveryRecord
+}
+
+func newRunner(p *Pipeline, s SinkSpec) *runner {
+	if s.Concurrency < 1 {
+		s.Concurrency = 1
+	}
+	r := &runner{p: p, spec: s, max: 1, wake: make(chan struct{}, 1), quit: make(chan struct{}),
+		jobs: make(chan []*job), sch: make(chan struct{}), inflight: map[int64]bool{}}
+	if bs, ok := s.Sink.(BatchSink); ok {
+		r.max, r.wait = bs.BatchLimits()
+		if r.max < 1 {
+			r.max = 1
+		}
+	}
+	return r
+}
+
+func (r *runner) start() {
+	for i := 0; i < r.spec.Concurrency; i++ {
+		r.done.Add(1)
+		go r.worker()
+	}
+	go r.schedule()
+}
+
+func (r *runner) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends scheduling, waits for the workers (their sends are bounded by
+// the pipeline's send context) and closes the sink.
+func (r *runner) stop(ctx context.Context) {
+	close(r.quit)
+	<-r.sch
+	close(r.jobs)
+	r.done.Wait()
+	if err := r.spec.Sink.Close(ctx); err != nil {
+		r.p.log.Warn("close sink", "sink", r.spec.Name, "err", err)
+	}
+}
+
+// schedule feeds due deliveries to the workers, oldest due first.
+func (r *runner) schedule() {
+	defer close(r.sch)
+	log := r.p.log.With("sink", r.spec.Name)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	limit := r.max * r.spec.Concurrency
+	if limit > 2000 {
+		limit = 2000
+	}
+	for {
+		now := r.p.opt.Now()
+		r.mu.Lock()
+		skip := make(map[int64]bool, len(r.inflight))
+		for id := range r.inflight {
+			skip[id] = true
+		}
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ds, recs, nextAt, err := r.p.store.Due(ctx, r.spec.Name, now, limit, skip)
+		cancel()
+		wait := r.p.opt.Poll
+		if err != nil {
+			log.Error("read due deliveries", "err", err)
+		} else if len(ds) > 0 && len(ds) < r.max && r.wait > 0 && now.Sub(recs[0].NextAt) < r.wait {
+			// A batch sink: let the batch fill until the oldest has waited r.wait.
+			wait = r.wait - now.Sub(recs[0].NextAt)
+			ds = nil
+		} else {
+			if !r.dispatch(ds, recs) {
+				return
+			}
+			if len(ds) == limit {
+				continue // there may be more due
+			}
+			if !nextAt.IsZero() && nextAt.Sub(now) < wait {
+				wait = nextAt.Sub(now)
+			}
+		}
+		if wait < time.Millisecond {
+			wait = time.Millisecond
+		}
+		timer.Reset(wait)
+		select {
+		case <-r.quit:
+			return
+		case <-r.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// dispatch hands deliveries to the workers in batches of at most r.max. It
+// returns false when the runner is stopping.
+func (r *runner) dispatch(ds []*Delivery, recs []*DeliveryRecord) bool {
+	for i := 0; i < len(ds); i += r.max {
+		end := min(i+r.max, len(ds))
+		batch := make([]*job, 0, end-i)
+		r.mu.Lock()
+		for k := i; k < end; k++ {
+			r.inflight[ds[k].ID] = true
+			batch = append(batch, &job{d: ds[k], rec: recs[k]})
+		}
+		r.mu.Unlock()
+		select {
+		case r.jobs <- batch:
+		case <-r.quit:
+			r.release(batch)
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runner) release(batch []*job) {
+	r.mu.Lock()
+	for _, j := range batch {
+		delete(r.inflight, j.d.ID)
+	}
+	r.mu.Unlock()
+}
+
+func (r *runner) worker() {
+	defer r.done.Done()
+	for batch := range r.jobs {
+		r.attempt(batch)
+		r.release(batch)
+		r.poke() // a slot is free: look for more work
+	}
+}
+
+// attempt makes one attempt at a batch and records every outcome.
+func (r *runner) attempt(batch []*job) {
+	ctx, cancel := context.WithTimeout(r.p.sendCtx, r.spec.Timeout)
+	start := time.Now()
+	results := make([]string, len(batch))
+	errs := make([]error, len(batch))
+	switch {
+	case r.p.opt.DryRun:
+		for i, j := range batch {
+			results[i], errs[i] = "dry-run", r.dryRun(ctx, j.d)
+		}
+	case len(batch) > 1 || isBatchSink(r.spec.Sink):
+		ds := make([]*Delivery, len(batch))
+		for i, j := range batch {
+			ds[i] = j.d
+		}
+		errs = safeSendBatch(ctx, r.spec.Sink.(BatchSink), ds)
+	default:
+		results[0], errs[0] = safeSend(ctx, r.spec.Sink, batch[0].d)
+	}
+	cancel()
+	if m := r.p.opt.Metrics; m != nil {
+		m.DeliveryDuration.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
+	}
+	now := r.p.opt.Now()
+	outs := make([]Outcome, len(batch))
+	for i, j := range batch {
+		outs[i] = r.outcome(j, results[i], errs[i], now)
+	}
+	// The outcome must be recorded even while shutting down.
+	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer rcancel()
+	if err := r.p.store.Record(rctx, outs); err != nil {
+		r.p.log.Error("record delivery outcomes; they will be attempted again", "sink", r.spec.Name, "err", err)
+	}
+}
+
+func isBatchSink(s Sink) bool {
+	_, ok := s.(BatchSink)
+	return ok
+}
+
+// safeSend calls Send, turning a panic into an error.
+func safeSend(ctx context.Context, s Sink, d *Delivery) (result string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("sink panicked: %v", v)
+		}
+	}()
+	return s.Send(ctx, d)
+}
+
+// safeSendBatch calls SendBatch, turning a panic or a wrong answer into errors.
+func safeSendBatch(ctx context.Context, s BatchSink, ds []*Delivery) (errs []error) {
+	defer func() {
+		if v := recover(); v != nil {
+			errs = make([]error, len(ds))
+			for i := range errs {
+				errs[i] = fmt.Errorf("sink panicked: %v", v)
+			}
+		}
+	}()
+	errs = s.SendBatch(ctx, ds)
+	if len(errs) != len(ds) {
+		err := fmt.Errorf("sink answered %d results for %d deliveries", len(errs), len(ds))
+		errs = make([]error, len(ds))
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// dryRun logs what the sink would send and records nothing else.
+func (r *runner) dryRun(ctx context.Context, d *Delivery) error {
+	var req string
+	if dr, ok := r.spec.Sink.(DryRunner); ok {
+		s, err := dr.DryRun(ctx, d)
+		if err != nil {
+			return Permanent(err)
+		}
+		req = s
+	} else {
+		b, _ := json.Marshal(map[string]any{"event": d.Event, "action": d.Action})
+		req = string(b)
+	}
+	r.p.log.Info("dry run: would send", "sink", r.spec.Name, "delivery", d.ID, "event", d.Event.ID, "rule", d.Rule, "request", req)
+	return nil
+}
+
+// outcome classifies one attempt's result: delivered; failed (permanent, or
+// the retry window has run out); or pending until the next attempt, after
+// the sink's Retry-After or the backoff schedule.
+func (r *runner) outcome(j *job, result string, err error, now time.Time) Outcome {
+	m := r.p.opt.Metrics
+	attempts := j.rec.Attempts + 1
+	log := r.p.log.With("sink", r.spec.Name, "delivery", j.d.ID, "event", j.d.Event.ID, "rule", j.d.Rule, "attempt", attempts)
+	count := func(outcome string) {
+		if m != nil {
+			m.Deliveries.WithLabelValues(r.spec.Name, outcome).Inc()
+			if outcome != "retried" {
+				m.DeliveryAttempts.WithLabelValues(r.spec.Name).Observe(float64(attempts))
+			}
+		}
+	}
+	if err == nil {
+		count("delivered")
+		log.Debug("delivered", "result", result)
+		return Outcome{ID: j.d.ID, Status: StatusDelivered, Result: result, NextAt: now, At: now}
+	}
+	msg := err.Error()
+	if IsPermanent(err) {
+		count("failed")
+		log.Warn("delivery failed; fix the cause, then replay it", "err", msg)
+		return Outcome{ID: j.d.ID, Status: StatusFailed, Error: msg, NextAt: now, At: now}
+	}
+	delay := BackoffDelay(r.spec.Retry, attempts)
+	if d, ok := RetryDelay(err); ok {
+		delay = d
+	}
+	next := now.Add(delay)
+	if next.Sub(j.rec.windowFrom) > r.spec.Retry.MaxAge.D() {
+		count("failed")
+		msg = fmt.Sprintf("gave up after %d attempts in %s: %s", attempts, now.Sub(j.rec.windowFrom).Round(time.Second), msg)
+		log.Warn("delivery failed; its retry window ran out", "err", msg)
+		return Outcome{ID: j.d.ID, Status: StatusFailed, Error: msg, NextAt: now, At: now}
+	}
+	count("retried")
+	log.Warn("delivery attempt failed; will retry", "err", msg, "retry_in", delay.Round(time.Millisecond))
+	return Outcome{ID: j.d.ID, Status: StatusPending, Error: msg, NextAt: next, At: now}
+}
+
+// BackoffDelay returns the wait before attempt number attempts+1:
+// exponential from retry.Initial, doubling, capped at retry.MaxInterval,
+// with ±50% jitter.
+func BackoffDelay(retry RetryConfig, attempts int) time.Duration {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     retry.Initial.D(),
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         retry.MaxInterval.D(),
+	}
+	b.Reset()
+	d := b.InitialInterval
+	for i := 0; i < attempts && i < 64; i++ {
+		d = b.NextBackOff()
+	}
+	return d
+}
+
+// SinkKey returns the Key of the running sink with that name.
+func (p *Pipeline) SinkKey(name string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.runners[name]
+	if !ok {
+		return "", false
+	}
+	return r.spec.Key, true
+}

@@ -1,0 +1,239 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+)
+
+// Runtime is one loaded config, ready to serve: its sources and compiled
+// rules. A reload builds a new Runtime and swaps it in whole; a request
+// finishes under the Runtime it started with.
+type Runtime struct {
+	Config  *Config
+	Sources map[string]*Source
+	Rules   RuleSet
+}
+
+// Server answers the bridge's HTTP surface (SPEC 3): the webhook routes,
+// health, readiness and metrics.
+type Server struct {
+	store   *Store
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	rt      atomic.Pointer[Runtime]
+
+	mu       sync.Mutex
+	limiters map[string]*sourceLimiter
+
+	readyMu  sync.Mutex
+	readyAt  time.Time
+	readyErr error
+	readyTTL time.Duration
+}
+
+type sourceLimiter struct {
+	conf RateLimit
+	lim  *rate.Limiter
+}
+
+// NewServer returns a server over store. SetRuntime must be called before
+// it answers webhooks.
+func NewServer(store *Store, metrics *Metrics, log *slog.Logger) *Server {
+	return &Server{store: store, metrics: metrics, log: log, now: time.Now, limiters: map[string]*sourceLimiter{}, readyTTL: time.Second}
+}
+
+// SetRuntime swaps in a newly loaded config.
+func (s *Server) SetRuntime(rt *Runtime) {
+	s.mu.Lock()
+	for name, src := range rt.Sources {
+		rl := src.Config().RateLimit
+		if rl == nil {
+			delete(s.limiters, name)
+			continue
+		}
+		if cur, ok := s.limiters[name]; ok && cur.conf == *rl {
+			continue
+		}
+		s.limiters[name] = &sourceLimiter{conf: *rl, lim: rate.NewLimiter(rate.Limit(rl.RPS), rl.Burst)}
+	}
+	for name := range s.limiters {
+		if _, ok := rt.Sources[name]; !ok {
+			delete(s.limiters, name)
+		}
+	}
+	s.mu.Unlock()
+	s.rt.Store(rt)
+}
+
+// Runtime returns the config being served.
+func (s *Server) Runtime() *Runtime { return s.rt.Load() }
+
+// Handler returns the bridge's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/webhooks/{source}", s.webhook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.rt.Load() == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "config not loaded"})
+		return
+	}
+	s.readyMu.Lock()
+	if time.Since(s.readyAt) > s.readyTTL {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		s.readyErr = s.store.Ping(ctx)
+		cancel()
+		s.readyAt = time.Now()
+	}
+	err := s.readyErr
+	s.readyMu.Unlock()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store not writable: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// webhook receives one vendor webhook: verify, normalize, evaluate, store,
+// and only then acknowledge.
+func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	rt := s.rt.Load()
+	name := r.PathValue("source")
+	var src *Source
+	if rt != nil {
+		src = rt.Sources[name]
+	}
+	if src == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown source %q", name))
+		return
+	}
+	log := s.log.With("source", name, "remote", r.RemoteAddr)
+	outcome := func(o string) { s.metrics.Webhooks.WithLabelValues(name, o).Inc() }
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if d, ok := s.allow(name); !ok {
+		outcome(OutcomeRateLimited)
+		secs := int(math.Ceil(d.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		log.Warn("webhook rate limited")
+		writeError(w, http.StatusTooManyRequests, "rate limit exceeded, retry later")
+		return
+	}
+	limit := rt.Config.Server.MaxBodyBytes
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			outcome(OutcomeTooLarge)
+			log.Warn("webhook body too large", "limit", limit)
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+			return
+		}
+		outcome(OutcomeInvalid)
+		log.Warn("webhook body unreadable", "err", err)
+		writeError(w, http.StatusBadRequest, "cannot read body")
+		return
+	}
+	if err := src.Verify(r.Header, r.URL.Query(), body); err != nil {
+		outcome(OutcomeUnauthorized)
+		log.Warn("webhook unauthorized")
+		writeError(w, http.StatusUnauthorized, ErrUnauthorized.Error())
+		return
+	}
+	received := s.now().UTC()
+	ev, err := src.Normalize(body, received)
+	if err != nil {
+		outcome(OutcomeInvalid)
+		log.Warn("webhook invalid", "err", err)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var eval Evaluation
+	if rt.Rules != nil {
+		eval = rt.Rules.Evaluate(ev)
+	}
+	dup, err := s.store.Ingest(r.Context(), ev, body, eval.Planned)
+	if err != nil {
+		outcome(OutcomeError)
+		log.Error("webhook not stored; the vendor should retry", "event", ev.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot store the event now, retry later")
+		return
+	}
+	if dup {
+		outcome(OutcomeDuplicate)
+		log.Debug("webhook duplicate", "event", ev.ID, "type", ev.Type)
+		writeJSON(w, http.StatusOK, map[string]string{"id": ev.ID, "status": "duplicate"})
+		return
+	}
+	outcome(OutcomeAccepted)
+	for _, rule := range eval.Matched {
+		s.metrics.RuleMatches.WithLabelValues(rule).Inc()
+	}
+	for _, re := range eval.Errors {
+		s.metrics.RuleErrors.WithLabelValues(re.Rule).Inc()
+		log.Warn("rule failed to evaluate; counted as not matching", "rule", re.Rule, "event", ev.ID, "err", re.Err)
+	}
+	for _, p := range eval.Planned {
+		if p.Err != nil {
+			log.Warn("action template failed; delivery stored as failed", "rule", p.Rule, "sink", p.Sink, "event", ev.ID, "err", p.Err)
+		}
+	}
+	log.Debug("webhook accepted", "event", ev.ID, "type", ev.Type, "matched", len(eval.Matched))
+	writeJSON(w, http.StatusOK, map[string]string{"id": ev.ID, "status": "accepted"})
+}
+
+// allow applies the source's rate limit; when refused it says how long to wait.
+func (s *Server) allow(source string) (time.Duration, bool) {
+	s.mu.Lock()
+	l := s.limiters[source]
+	s.mu.Unlock()
+	if l == nil {
+		return 0, true
+	}
+	res := l.lim.Reserve()
+	if !res.OK() {
+		return time.Second, false
+	}
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return d, false
+	}
+	return 0, true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,680 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"
+	StatusDelivered = "delivered"
+	StatusFailed    = "failed"
+)
+
+// ErrStoreClosed is returned by writes after Close.
+var ErrStoreClosed = errors.New("store: closed")
+
+// Store is the durable store: events with their raw bodies, the deliveries
+// (the outbox), and the sinks' own state, in one embedded SQLite database in
+// WAL mode. Every write goes through one writer goroutine that commits
+// whatever is queued in one transaction (group commit), so concurrent
+// webhooks share a disk sync and a quiet bridge waits for nobody.
+type Store struct {
+	path  string
+	wdb   *sql.DB // the writer's single connection
+	rdb   *sql.DB // readers
+	ops   chan *writeOp
+	quit  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	stmts writerStmts
+
+	// OnCommit, when set before the first write, is called after each
+	// commit with the sinks that got new deliveries.
+	OnCommit func(sinks map[string]bool)
+}
+
+type writeOp struct {
+	fn    func(tx *sql.Tx, w *writerStmts) error
+	sinks []string // sinks that get new pending deliveries from this op
+	done  chan error
+}
+
+// writerStmts are the prepared statements of the hot path, bound to the
+// writer's connection.
+type writerStmts struct {
+	insertEvent    *sql.Stmt
+	insertDelivery *sql.Stmt
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS events (
+	seq      INTEGER PRIMARY KEY,
+	source   TEXT NOT NULL,
+	id       TEXT NOT NULL,
+	vendor   TEXT NOT NULL,
+	type     TEXT NOT NULL,
+	time     INTEGER NOT NULL,
+	received INTEGER NOT NULL,
+	severity TEXT NOT NULL,
+	title    TEXT NOT NULL,
+	subject  TEXT NOT NULL,
+	raw      BLOB NOT NULL,
+	UNIQUE (source, id)
+);
+CREATE INDEX IF NOT EXISTS events_received ON events (received);
+CREATE TABLE IF NOT EXISTS deliveries (
+	id           INTEGER PRIMARY KEY,
+	event_seq    INTEGER NOT NULL,
+	rule         TEXT NOT NULL,
+	action_index INTEGER NOT NULL,
+	sink         TEXT NOT NULL,
+	action       BLOB,
+	status       TEXT NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	created      INTEGER NOT NULL,
+	window_start INTEGER NOT NULL,
+	next_at      INTEGER NOT NULL,
+	updated      INTEGER NOT NULL,
+	last_error   TEXT NOT NULL DEFAULT '',
+	result       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, next_at, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_seq);
+CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (status, id);
+CREATE TABLE IF NOT EXISTS state (
+	sink    TEXT NOT NULL,
+	key     TEXT NOT NULL,
+	value   TEXT NOT NULL,
+	updated INTEGER NOT NULL,
+	PRIMARY KEY (sink, key)
+);
+`
+
+// OpenStore opens (creating it if needed) the database at cfg.Path.
+func OpenStore(cfg StoreConfig) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	sync := "FULL"
+	if cfg.Sync == "normal" {
+		sync = "NORMAL"
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(OFF)"} {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + cfg.Path + "?" + q.Encode()
+	wdb, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	if _, err := wdb.Exec(schema); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
+	}
+	rdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
+	}
+	rdb.SetMaxOpenConns(4)
+	s := &Store{path: cfg.Path, wdb: wdb, rdb: rdb, ops: make(chan *writeOp, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+	if s.stmts.insertEvent, err = wdb.Prepare(`INSERT INTO events (source, id, vendor, type, time, received, severity, title, subject, raw)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.stmts.insertDelivery, err = wdb.Prepare(`INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, created, window_start, next_at, updated, last_error)
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+func (s *Store) closeDBs() {
+	s.wdb.Close()
+	s.rdb.Close()
+}
+
+// Close stops the writer after the writes already queued and closes the
+// database.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.quit) })
+	<-s.done
+	s.closeDBs()
+	return nil
+}
+
+// maxBatch bounds one group commit.
+const maxBatch = 512
+
+// writer runs every write, committing whatever is queued together.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		var first *writeOp
+		select {
+		case first = <-s.ops:
+		case <-s.quit:
+			// Finish what was queued before Close.
+			for {
+				select {
+				case op := <-s.ops:
+					s.commit([]*writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction; each op in its own savepoint, so
+// one failing op leaves nothing half-written and does not fail the others.
+func (s *Store) commit(batch []*writeOp) {
+	errs := make([]error, len(batch))
+	tx, err := s.wdb.Begin()
+	if err != nil {
+		for _, op := range batch {
+			op.done <- fmt.Errorf("store: begin: %w", err)
+		}
+		return
+	}
+	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery)}
+	single := len(batch) == 1
+	for i, op := range batch {
+		if single {
+			errs[i] = op.fn(tx, w)
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			errs[i] = err
+			continue
+		}
+		if errs[i] = op.fn(tx, w); errs[i] != nil {
+			tx.Exec("ROLLBACK TO op")
+		}
+		tx.Exec("RELEASE op")
+	}
+	if single && errs[0] != nil {
+		tx.Rollback()
+		batch[0].done <- errs[0]
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		for _, op := range batch {
+			op.done <- fmt.Errorf("store: commit: %w", err)
+		}
+		return
+	}
+	woken := map[string]bool{}
+	for i, op := range batch {
+		if errs[i] == nil {
+			for _, sk := range op.sinks {
+				woken[sk] = true
+			}
+		}
+		op.done <- errs[i]
+	}
+	if len(woken) > 0 && s.OnCommit != nil {
+		s.OnCommit(woken)
+	}
+}
+
+// write queues fn for the writer and waits for its commit.
+func (s *Store) write(ctx context.Context, sinks []string, fn func(tx *sql.Tx, w *writerStmts) error) error {
+	op := &writeOp{fn: fn, sinks: sinks, done: make(chan error, 1)}
+	select {
+	case <-s.quit:
+		return ErrStoreClosed
+	default:
+	}
+	select {
+	case s.ops <- op:
+	case <-s.quit:
+		return ErrStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the op will be committed or refused; wait for the answer
+	// even if ctx ends, so the caller never reports a write that happened
+	// as failed.
+	return <-op.done
+}
+
+// Ingest stores a new event and its planned deliveries in one transaction.
+// It reports duplicate (and stores nothing) when the source already has an
+// event with that id. Deliveries whose action failed to render are stored as
+// failed with the template's error.
+func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte, planned []Planned) (duplicate bool, err error) {
+	var sinks []string
+	for _, p := range planned {
+		if p.Err == nil {
+			sinks = append(sinks, p.Sink)
+		}
+	}
+	err = s.write(ctx, sinks, func(tx *sql.Tx, w *writerStmts) error {
+		res, err := w.insertEvent.Exec(ev.Source, ev.ID, ev.Vendor, ev.Type, ev.Time.UnixNano(), ev.Received.UnixNano(),
+			ev.Severity, ev.Title, ev.Subject, raw)
+		if err != nil {
+			return fmt.Errorf("store: insert event: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: insert event: %w", err)
+		}
+		if n == 0 {
+			duplicate = true
+			return nil
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("store: insert event: %w", err)
+		}
+		now := ev.Received.UnixNano()
+		for _, p := range planned {
+			status, lastErr := StatusPending, ""
+			if p.Err != nil {
+				status, lastErr = StatusFailed, p.Err.Error()
+			}
+			if _, err := w.insertDelivery.Exec(seq, p.Rule, p.Index, p.Sink, []byte(p.Action), status, now, now, now, now, lastErr); err != nil {
+				return fmt.Errorf("store: insert delivery: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if duplicate {
+		return true, nil
+	}
+	return false, nil
+}
+
+// Ping checks that the store can commit a write.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+		_, err := tx.Exec(`INSERT INTO state (sink, key, value, updated) VALUES ('', 'ping', '', ?)
+			ON CONFLICT (sink, key) DO UPDATE SET updated = excluded.updated`, time.Now().UnixNano())
+		return err
+	})
+}
+
+// Prune deletes events received before cutoff whose deliveries are all
+// finished, with those deliveries. It returns how many events it deleted.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+		c := cutoff.UnixNano()
+		if _, err := tx.Exec(`DELETE FROM deliveries WHERE status != 'pending' AND event_seq IN
+			(SELECT seq FROM events WHERE received < ?)`, c); err != nil {
+			return err
+		}
+		res, err := tx.Exec(`DELETE FROM events WHERE received < ? AND NOT EXISTS
+			(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)`, c)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune: %w", err)
+	}
+	return n, nil
+}
+
+// StoredEvent is an event as listed by `bridge events`.
+type StoredEvent struct {
+	Seq   int64
+	Event *Event
+}
+
+// EventFilter selects events to list.
+type EventFilter struct {
+	Source string
+	Limit  int
+}
+
+// Events lists stored events, newest first.
+func (s *Store) Events(ctx context.Context, f EventFilter) ([]StoredEvent, error) {
+	q := `SELECT seq, source, id, vendor, type, time, received, severity, title, subject, raw FROM events`
+	var args []any
+	if f.Source != "" {
+		q += ` WHERE source = ?`
+		args = append(args, f.Source)
+	}
+	q += ` ORDER BY seq DESC`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list events: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredEvent
+	for rows.Next() {
+		var se StoredEvent
+		ev, err := scanEvent(rows, &se.Seq)
+		if err != nil {
+			return nil, fmt.Errorf("store: list events: %w", err)
+		}
+		se.Event = ev
+		out = append(out, se)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanEvent reads the event columns (seq first) and rebuilds data from raw.
+func scanEvent(r scanner, seq *int64) (*Event, error) {
+	var ev Event
+	var t, rc int64
+	var raw []byte
+	if err := r.Scan(seq, &ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
+		return nil, err
+	}
+	ev.Time = time.Unix(0, t).UTC()
+	ev.Received = time.Unix(0, rc).UTC()
+	ev.Data = dataOf(raw)
+	return &ev, nil
+}
+
+// dataOf returns the `data` object of a stored raw body ({} when absent).
+func dataOf(raw []byte) map[string]any {
+	if m, err := DecodeObject(raw); err == nil {
+		if d, ok := m["data"].(map[string]any); ok {
+			return d
+		}
+	}
+	return map[string]any{}
+}
+
+// DeliveryRecord is a delivery as stored.
+type DeliveryRecord struct {
+	ID         int64           `json:"id"`
+	EventID    string          `json:"event_id"`
+	Source     string          `json:"source"`
+	Rule       string          `json:"rule"`
+	Sink       string          `json:"sink"`
+	Status     string          `json:"status"`
+	Attempts   int             `json:"attempts"`
+	LastError  string          `json:"last_error"`
+	Result     string          `json:"result"`
+	Created    time.Time       `json:"created"`
+	NextAt     time.Time       `json:"next_at"`
+	Updated    time.Time       `json:"updated"`
+	Action     json.RawMessage `json:"action,omitempty"`
+	eventSeq   int64
+	windowFrom time.Time
+}
+
+// DeliveryFilter selects deliveries to list.
+type DeliveryFilter struct {
+	Status  string
+	EventID string
+	Sink    string
+	Limit   int
+}
+
+const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.event_seq, d.window_start`
+
+func scanDelivery(r scanner) (*DeliveryRecord, error) {
+	var d DeliveryRecord
+	var c, n, u, w int64
+	var action []byte
+	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &d.eventSeq, &w); err != nil {
+		return nil, err
+	}
+	d.Created, d.NextAt, d.Updated, d.windowFrom = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
+	if len(action) > 0 {
+		d.Action = action
+	}
+	return &d, nil
+}
+
+// Deliveries lists deliveries, newest first.
+func (s *Store) Deliveries(ctx context.Context, f DeliveryFilter) ([]*DeliveryRecord, error) {
+	q := `SELECT ` + deliveryCols + ` FROM deliveries d JOIN events e ON e.seq = d.event_seq`
+	var where []string
+	var args []any
+	if f.Status != "" {
+		where = append(where, "d.status = ?")
+		args = append(args, f.Status)
+	}
+	if f.EventID != "" {
+		where = append(where, "e.id = ?")
+		args = append(args, f.EventID)
+	}
+	if f.Sink != "" {
+		where = append(where, "d.sink = ?")
+		args = append(args, f.Sink)
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY d.id DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []*DeliveryRecord
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// PendingCounts returns the number of pending deliveries per sink.
+func (s *Store) PendingCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT sink, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY sink`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count pending: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var sink string
+		var n int
+		if err := rows.Scan(&sink, &n); err != nil {
+			return nil, err
+		}
+		out[sink] = n
+	}
+	return out, rows.Err()
+}
+
+// scanDue reads a delivery's columns followed by its event's.
+func scanDue(r scanner) (*DeliveryRecord, *Event, error) {
+	var d DeliveryRecord
+	var ev Event
+	var c, n, u, w, seq, t, rc int64
+	var action, raw []byte
+	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &d.eventSeq, &w,
+		&seq, &ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
+		return nil, nil, err
+	}
+	d.Created, d.NextAt, d.Updated, d.windowFrom = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
+	d.Action = action
+	ev.Time, ev.Received = time.Unix(0, t).UTC(), time.Unix(0, rc).UTC()
+	ev.Data = dataOf(raw)
+	return &d, &ev, nil
+}
+
+// Due returns up to limit pending deliveries of sink that are due at now,
+// oldest due first, skipping the ids in skip (already in flight), each with
+// its event. It also returns when the next not-yet-due delivery is due.
+func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, skip map[int64]bool) ([]*Delivery, []*DeliveryRecord, time.Time, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+deliveryCols+`, e.seq, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
+		FROM deliveries d JOIN events e ON e.seq = d.event_seq
+		WHERE d.sink = ? AND d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?`,
+		sink, now.UnixNano(), limit+len(skip))
+	if err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+	}
+	var ds []*Delivery
+	var recs []*DeliveryRecord
+	for rows.Next() {
+		d, ev, err := scanDue(rows)
+		if err != nil {
+			rows.Close()
+			return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+		}
+		if skip[d.ID] || len(ds) >= limit {
+			continue
+		}
+		recs = append(recs, d)
+		ds = append(ds, &Delivery{ID: d.ID, Event: ev, Rule: d.Rule, Sink: d.Sink, Action: d.Action, Attempt: d.Attempts + 1})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+	}
+	var next sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT MIN(next_at) FROM deliveries WHERE sink = ? AND status = 'pending' AND next_at > ?`,
+		sink, now.UnixNano()).Scan(&next); err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+	}
+	var nextAt time.Time
+	if next.Valid {
+		nextAt = time.Unix(0, next.Int64)
+	}
+	return ds, recs, nextAt, nil
+}
+
+// Outcome is the result of one attempt at a delivery, to record.
+type Outcome struct {
+	ID     int64
+	Status string    // StatusDelivered, StatusFailed, or StatusPending for a retry
+	Result string    // what the sink reported, when delivered
+	Error  string    // the sink's message, when it failed
+	NextAt time.Time // when a retry is due
+	At     time.Time
+}
+
+// Record stores the outcomes of attempts, in one commit.
+func (s *Store) Record(ctx context.Context, outs []Outcome) error {
+	return s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+		for _, o := range outs {
+			_, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, result = CASE WHEN ? != '' THEN ? ELSE result END,
+				last_error = ?, next_at = ?, updated = ? WHERE id = ?`,
+				o.Status, o.Result, o.Result, o.Error, o.NextAt.UnixNano(), o.At.UnixNano(), o.ID)
+			if err != nil {
+				return fmt.Errorf("store: record delivery %d: %w", o.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Replay puts failed deliveries back in the queue, due now, with a fresh
+// retry window. With no ids it replays every failed delivery. It returns the
+// ids it replayed.
+func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
+	var out []int64
+	err := s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+		out = out[:0]
+		q := `UPDATE deliveries SET status = 'pending', next_at = ?, window_start = ?, updated = ? WHERE status = 'failed'`
+		args := []any{now.UnixNano(), now.UnixNano(), now.UnixNano()}
+		if len(ids) > 0 {
+			q += " AND id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
+			for _, id := range ids {
+				args = append(args, id)
+			}
+		}
+		rows, err := tx.Query(q+" RETURNING id", args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			out = append(out, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: replay: %w", err)
+	}
+	return out, nil
+}
+
+// SinkState returns the durable key/value state of one sink.
+func (s *Store) SinkState(sink string) State { return &sinkState{s: s, sink: sink} }
+
+type sinkState struct {
+	s    *Store
+	sink string
+}
+
+func (st *sinkState) Get(ctx context.Context, key string) (string, bool, error) {
+	var v string
+	err := st.s.rdb.QueryRowContext(ctx, `SELECT value FROM state WHERE sink = ? AND key = ?`, st.sink, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: state get: %w", err)
+	}
+	return v, true, nil
+}
+
+func (st *sinkState) Put(ctx context.Context, key, value string) error {
+	return st.s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+		_, err := tx.Exec(`INSERT INTO state (sink, key, value, updated) VALUES (?, ?, ?, ?)
+			ON CONFLICT (sink, key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
+			st.sink, key, value, time.Now().UnixNano())
+		return err
+	})
+}
+
+func (st *sinkState) Delete(ctx context.Context, key string) error {
+	return st.s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+		_, err := tx.Exec(`DELETE FROM state WHERE sink = ? AND key = ?`, st.sink, key)
+		return err
+	})
+}
