@@ -41,6 +41,14 @@ type Store struct {
 	once  sync.Once
 	stmts writerStmts
 
+	// With sync: full, commits run at synchronous=NORMAL and syncer fsyncs
+	// the WAL file, acknowledging every batch committed before the fsync
+	// began: the ack still waits for the disk, but the writer goes on with
+	// the next batch meanwhile.
+	walSync bool
+	synced  chan []*writeOp
+	syncerD chan struct{}
+
 	// OnCommit, when set before the first write, is called after each
 	// commit with the sinks that got new deliveries.
 	OnCommit func(sinks map[string]bool)
@@ -108,12 +116,8 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
-	sync := "FULL"
-	if cfg.Sync == "normal" {
-		sync = "NORMAL"
-	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(OFF)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(OFF)"} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + cfg.Path + "?" + q.Encode()
@@ -134,7 +138,8 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
 	rdb.SetMaxOpenConns(4)
-	s := &Store{path: cfg.Path, wdb: wdb, rdb: rdb, ops: make(chan *writeOp, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{path: cfg.Path, wdb: wdb, rdb: rdb, ops: make(chan *writeOp, 1024), quit: make(chan struct{}), done: make(chan struct{}),
+		walSync: cfg.Sync != "normal", synced: make(chan []*writeOp, 4), syncerD: make(chan struct{})}
 	if s.stmts.insertEvent, err = wdb.Prepare(`INSERT INTO events (source, id, vendor, type, time, received, severity, title, subject, raw)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`); err != nil {
 		s.closeDBs()
@@ -146,6 +151,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
 	go s.writer()
+	go s.syncer()
 	return s, nil
 }
 
@@ -168,7 +174,11 @@ const maxBatch = 512
 
 // writer runs every write, committing whatever is queued together.
 func (s *Store) writer() {
-	defer close(s.done)
+	defer func() {
+		close(s.synced)
+		<-s.syncerD
+		close(s.done)
+	}()
 	batch := make([]*writeOp, 0, maxBatch)
 	for {
 		var first *writeOp
@@ -199,56 +209,97 @@ func (s *Store) writer() {
 	}
 }
 
-// commit runs a batch in one transaction; each op in its own savepoint, so
-// one failing op leaves nothing half-written and does not fail the others.
+// commit runs a batch in one transaction. Should any op fail, the whole
+// transaction is rolled back and each op runs again alone, so one failing op
+// leaves nothing half-written and does not fail the others; failures are
+// rare, so the common case pays for no savepoints.
 func (s *Store) commit(batch []*writeOp) {
-	errs := make([]error, len(batch))
-	tx, err := s.wdb.Begin()
+	err := s.runTx(batch)
+	if err != nil && len(batch) > 1 {
+		for _, op := range batch {
+			s.commit([]*writeOp{op})
+		}
+		return
+	}
 	if err != nil {
-		for _, op := range batch {
-			op.done <- fmt.Errorf("store: begin: %w", err)
-		}
+		batch[0].done <- err
 		return
 	}
-	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery)}
-	single := len(batch) == 1
-	for i, op := range batch {
-		if single {
-			errs[i] = op.fn(tx, w)
-			continue
+	// The syncer acknowledges; batch is reused by the writer, so hand a copy.
+	s.synced <- append([]*writeOp(nil), batch...)
+}
+
+// syncer makes committed batches durable (with sync: full) and then
+// acknowledges them and wakes the sinks that got new deliveries.
+func (s *Store) syncer() {
+	defer close(s.syncerD)
+	var wal *os.File
+	defer func() {
+		if wal != nil {
+			wal.Close()
 		}
-		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
-			errs[i] = err
-			continue
-		}
-		if errs[i] = op.fn(tx, w); errs[i] != nil {
-			tx.Exec("ROLLBACK TO op")
-		}
-		tx.Exec("RELEASE op")
-	}
-	if single && errs[0] != nil {
-		tx.Rollback()
-		batch[0].done <- errs[0]
-		return
-	}
-	if err := tx.Commit(); err != nil {
-		for _, op := range batch {
-			op.done <- fmt.Errorf("store: commit: %w", err)
-		}
-		return
-	}
-	woken := map[string]bool{}
-	for i, op := range batch {
-		if errs[i] == nil {
-			for _, sk := range op.sinks {
-				woken[sk] = true
+	}()
+	for b := range s.synced {
+		batches := [][]*writeOp{b}
+	more:
+		for {
+			select {
+			case nb, ok := <-s.synced:
+				if !ok {
+					break more
+				}
+				batches = append(batches, nb)
+			default:
+				break more
 			}
 		}
-		op.done <- errs[i]
+		var err error
+		if s.walSync {
+			if wal == nil {
+				wal, err = os.OpenFile(s.path+"-wal", os.O_RDWR, 0)
+			}
+			if err == nil {
+				err = wal.Sync()
+			}
+			if err != nil {
+				err = fmt.Errorf("store: sync: %w", err)
+			}
+		}
+		woken := map[string]bool{}
+		for _, batch := range batches {
+			for _, op := range batch {
+				if err == nil {
+					for _, sk := range op.sinks {
+						woken[sk] = true
+					}
+				}
+				op.done <- err
+			}
+		}
+		if len(woken) > 0 && s.OnCommit != nil {
+			s.OnCommit(woken)
+		}
 	}
-	if len(woken) > 0 && s.OnCommit != nil {
-		s.OnCommit(woken)
+}
+
+// runTx runs the ops in one transaction and commits it. It returns an error
+// (and commits nothing) if any op or the commit failed.
+func (s *Store) runTx(batch []*writeOp) error {
+	tx, err := s.wdb.Begin()
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
 	}
+	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery)}
+	for _, op := range batch {
+		if err := op.fn(tx, w); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
 }
 
 // write queues fn for the writer and waits for its commit.
