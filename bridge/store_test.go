@@ -1,0 +1,157 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTestStore(t testing.TB, sync string) *Store {
+	t.Helper()
+	s, err := OpenStore(StoreConfig{Path: filepath.Join(t.TempDir(), "s.db"), Sync: sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func testEvent(source, id string, received time.Time) *Event {
+	return &Event{ID: id, Source: source, Vendor: "antly", Type: "profile.Customer:create", Severity: "info",
+		Title: "t " + id, Subject: id, Time: received, Received: received}
+}
+
+// TestIngestConcurrent posts many events at once, each twice: every event
+// is stored exactly once and the second copy is reported a duplicate.
+func TestIngestConcurrent(t *testing.T) {
+	s := openTestStore(t, "full")
+	var woken sync.Map
+	s.OnCommit = func(sinks map[string]bool) {
+		for k := range sinks {
+			woken.Store(k, true)
+		}
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	dups, news := 0, 0
+	now := time.Now()
+	for i := 0; i < n*2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprintf("e%d", i%n)
+			planned := []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}}
+			dup, err := s.Ingest(context.Background(), testEvent("src", id, now), []byte(`{"event":"x","data":{"n":1}}`), planned)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			if dup {
+				dups++
+			} else {
+				news++
+			}
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	if news != n || dups != n {
+		t.Fatalf("new %d, duplicates %d; want %d each", news, dups, n)
+	}
+	evs, _ := s.Events(context.Background(), EventFilter{})
+	ds, _ := s.Deliveries(context.Background(), DeliveryFilter{})
+	if len(evs) != n || len(ds) != n {
+		t.Errorf("%d events, %d deliveries stored; want %d each", len(evs), len(ds), n)
+	}
+	if _, ok := woken.Load("out"); !ok {
+		t.Error("OnCommit did not name the sink with new deliveries")
+	}
+	if evs[0].Event.Data["n"] != int64(1) {
+		t.Errorf("data not rebuilt from the raw body: %v", evs[0].Event.Data)
+	}
+}
+
+func TestTemplateErrorStoredFailed(t *testing.T) {
+	s := openTestStore(t, "normal")
+	planned := []Planned{{Rule: "r", Sink: "out", Err: fmt.Errorf(`template: summary:1: executing "summary" at <.x>: boom`)}}
+	if _, err := s.Ingest(context.Background(), testEvent("src", "e1", time.Now()), []byte(`{}`), planned); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := s.Deliveries(context.Background(), DeliveryFilter{})
+	if len(ds) != 1 || ds[0].Status != StatusFailed || ds[0].LastError == "" {
+		t.Fatalf("template failure not stored as a failed delivery: %+v", ds)
+	}
+}
+
+func TestSinkState(t *testing.T) {
+	s := openTestStore(t, "normal")
+	ctx := context.Background()
+	a, b := s.SinkState("a"), s.SinkState("b")
+	if err := a.Put(ctx, "k", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := a.Get(ctx, "k"); err != nil || !ok || v != "1" {
+		t.Fatalf("get: %q %v %v", v, ok, err)
+	}
+	if _, ok, _ := b.Get(ctx, "k"); ok {
+		t.Fatal("state leaked between sinks")
+	}
+	a.Put(ctx, "k", "2")
+	if v, _, _ := a.Get(ctx, "k"); v != "2" {
+		t.Fatalf("overwrite: %q", v)
+	}
+	a.Delete(ctx, "k")
+	if _, ok, _ := a.Get(ctx, "k"); ok {
+		t.Fatal("delete did not delete")
+	}
+}
+
+func TestPrune(t *testing.T) {
+	s := openTestStore(t, "normal")
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	s.Ingest(ctx, testEvent("src", "old-done", old), []byte(`{}`), nil)
+	s.Ingest(ctx, testEvent("src", "old-pending", old), []byte(`{}`), []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}})
+	s.Ingest(ctx, testEvent("src", "new", time.Now()), []byte(`{}`), nil)
+	n, err := s.Prune(ctx, time.Now().Add(-24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want 1 (an event with a pending delivery is kept)", n, err)
+	}
+	evs, _ := s.Events(ctx, EventFilter{})
+	if len(evs) != 2 || evs[0].Event.ID != "new" {
+		t.Errorf("left %+v", evs)
+	}
+	if got, _ := s.Events(ctx, EventFilter{Source: "src", Limit: 1}); len(got) != 1 || got[0].Event.ID != "new" {
+		t.Errorf("limit/newest first: %+v", got)
+	}
+}
+
+// BenchmarkIngest measures stored events per second through group commit
+// with every commit synced (sync: full).
+func BenchmarkIngest(b *testing.B) {
+	s := openTestStore(b, "full")
+	raw := []byte(`{"id":"x","type":"alert.triggered","data":{"alert_id":"a","details":"` + string(make([]byte, 0)) + `"}}`)
+	planned := []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{"text":"x"}`)}}
+	now := time.Now()
+	var i int64
+	var mu sync.Mutex
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			i++
+			id := fmt.Sprintf("e%d", i)
+			mu.Unlock()
+			if _, err := s.Ingest(context.Background(), testEvent("src", id, now), raw, planned); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

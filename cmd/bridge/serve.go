@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"bridge/bridge"
+)
+
+// shutdownGrace is how long a stopping bridge waits for requests and sends
+// in flight.
+const shutdownGrace = 10 * time.Second
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	f := newFlags("serve", stderr)
+	dryRun := f.Bool("dry-run", false, "log what every sink would send instead of sending it")
+	if _, err := f.parse(args); err != nil {
+		return 2
+	}
+	log, err := f.logger(stderr)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := serve(ctx, f.config, *dryRun, log, hup); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// app is a running bridge.
+type app struct {
+	path     string
+	log      *slog.Logger
+	store    *bridge.Store
+	metrics  *bridge.Metrics
+	pipeline *bridge.Pipeline
+	server   *bridge.Server
+	current  *bridge.Config
+}
+
+// serve runs the bridge until ctx ends; hup asks for a config reload.
+func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup <-chan os.Signal) error {
+	l, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	if err := refuseExampleSecrets(l.cfg); err != nil {
+		return err
+	}
+	store, err := bridge.OpenStore(l.cfg.Store)
+	if err != nil {
+		return err
+	}
+	metrics := bridge.NewMetrics(store.PendingCounts)
+	a := &app{path: path, log: log, store: store, metrics: metrics, current: l.cfg}
+	a.pipeline = bridge.NewPipeline(store, bridge.PipelineOptions{Logger: log, Metrics: metrics, DryRun: dryRun})
+	store.OnCommit = a.pipeline.Wake
+	specs, err := a.buildSinks(l.cfg)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	a.pipeline.SetSinks(specs)
+	a.server = bridge.NewServer(store, metrics, log)
+	a.server.SetRuntime(l.rt)
+	metrics.ReloadSuccess.Set(1)
+	metrics.ReloadTime.SetToCurrentTime()
+
+	srv := &http.Server{
+		Handler:           a.server.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", l.cfg.Server.Listen)
+	if err != nil {
+		a.pipeline.Shutdown(context.Background())
+		store.Close()
+		return fmt.Errorf("bridge: listen on %s: %w", l.cfg.Server.Listen, err)
+	}
+	scheme := "http"
+	if l.cfg.Server.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(l.cfg.Server.TLSCert, l.cfg.Server.TLSKey)
+		if err != nil {
+			ln.Close()
+			a.pipeline.Shutdown(context.Background())
+			store.Close()
+			return fmt.Errorf("bridge: load TLS certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("bridge serving", "version", version, "addr", scheme+"://"+ln.Addr().String(), "config", path,
+		"sources", len(l.cfg.Sources), "sinks", len(l.cfg.Sinks), "rules", len(l.cfg.Rules), "dry_run", dryRun)
+
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go a.prune(bg)
+	go a.watch(bg, hup)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new webhooks; letting sends in flight finish", "grace", shutdownGrace)
+	case err := <-serveErr:
+		runErr = fmt.Errorf("bridge: serve: %w", err)
+	}
+	stopBG()
+	shCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	a.pipeline.Shutdown(shCtx)
+	store.Close()
+	log.Info("bridge stopped")
+	return runErr
+}
+
+// buildSinks builds the sinks of cfg that are new or changed; unchanged
+// running sinks are kept (their spec has no Sink).
+func (a *app) buildSinks(cfg *bridge.Config) ([]bridge.SinkSpec, error) {
+	types := sinkTypes()
+	var specs []bridge.SinkSpec
+	var built []bridge.Sink
+	for i := range cfg.Sinks {
+		e := &cfg.Sinks[i]
+		spec := bridge.SinkSpec{Name: e.Name, Timeout: e.Timeout.D(), Concurrency: e.Concurrency, Retry: e.Retry, Key: e.Fingerprint()}
+		if key, ok := a.pipeline.SinkKey(e.Name); !ok || key != spec.Key {
+			s, err := types[e.Type].New(e.Config, sinkEnv(e, cfg, a.store, a.log))
+			if err != nil {
+				for _, b := range built {
+					b.Close(context.Background())
+				}
+				return nil, fmt.Errorf("%s:%d: sink %q: %v", cfg.File, e.Line, e.Name, err)
+			}
+			built = append(built, s)
+			spec.Sink = s
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+// reload loads the config file again and swaps it in; a config that does not
+// validate is refused and the running one stays.
+func (a *app) reload(reason string) {
+	refuse := func(err error) {
+		a.metrics.ReloadSuccess.Set(0)
+		a.log.Error("config reload refused; the running config stays", "reason", reason, "problems", err.Error())
+	}
+	l, err := loadConfig(a.path)
+	if err == nil {
+		err = refuseExampleSecrets(l.cfg)
+	}
+	if err != nil {
+		refuse(err)
+		return
+	}
+	specs, err := a.buildSinks(l.cfg)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	a.pipeline.SetSinks(specs)
+	a.server.SetRuntime(l.rt)
+	if !reflect.DeepEqual(a.current.Server, l.cfg.Server) || !reflect.DeepEqual(a.current.Store, l.cfg.Store) {
+		a.log.Warn("server and store settings changed; they take effect at the next restart")
+	}
+	a.current = l.cfg
+	a.metrics.ReloadSuccess.Set(1)
+	a.metrics.ReloadTime.SetToCurrentTime()
+	a.log.Info("config reloaded", "reason", reason, "sources", len(l.cfg.Sources), "sinks", len(l.cfg.Sinks), "rules", len(l.cfg.Rules))
+}
+
+// watch reloads on SIGHUP and when the config file changes on disk. It
+// watches the directory, so editors that replace the file are seen.
+func (a *app) watch(ctx context.Context, hup <-chan os.Signal) {
+	var events <-chan fsnotify.Event
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(filepath.Dir(a.path)); err == nil {
+			events = w.Events
+			defer w.Close()
+		} else {
+			w.Close()
+		}
+	}
+	if err != nil {
+		a.log.Warn("cannot watch the config file; reload with SIGHUP", "err", err)
+	}
+	target := filepath.Clean(a.path)
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			a.reload("SIGHUP")
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if filepath.Clean(ev.Name) == target && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				debounce.Reset(250 * time.Millisecond)
+			}
+		case <-debounce.C:
+			if _, err := os.Stat(a.path); err == nil {
+				a.reload("file changed")
+			}
+		}
+	}
+}
+
+// prune deletes events past the retention once at start and then hourly.
+func (a *app) prune(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		cutoff := time.Now().Add(-a.current.Store.Retention.D())
+		n, err := a.store.Prune(ctx, cutoff)
+		switch {
+		case err != nil && !errors.Is(err, context.Canceled):
+			a.log.Warn("retention pruning failed", "err", err)
+		case n > 0:
+			a.log.Info("retention: deleted old events", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// examplePrefix marks the secrets of the shipped example config.
+const examplePrefix = "example-"
+
+// refuseExampleSecrets refuses to serve on a non-loopback address while a
+// source still uses an example secret: the example config works out of the
+// box on 127.0.0.1 and cannot silently become a real deployment.
+func refuseExampleSecrets(cfg *bridge.Config) error {
+	host, _, err := net.SplitHostPort(cfg.Server.Listen)
+	if err != nil {
+		return nil // validated elsewhere; net.Listen will say what is wrong
+	}
+	ip := net.ParseIP(host)
+	if host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	for _, s := range cfg.Sources {
+		vals := append([]bridge.Secret{s.Secret, s.Token}, s.Secrets...)
+		for _, v := range vals {
+			if strings.HasPrefix(v.Value(), examplePrefix) {
+				return fmt.Errorf("%s:%d: source %q uses an example secret (it starts with %q) while server.listen %q is reachable from other machines: set a real secret (see the source's ${...} variable) or listen on 127.0.0.1",
+					cfg.File, s.Line, s.Name, examplePrefix, cfg.Server.Listen)
+			}
+		}
+	}
+	return nil
+}

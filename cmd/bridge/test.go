@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"bridge/bridge"
+	"bridge/rules"
+)
+
+func cmdTest(args []string, stdout, stderr io.Writer) int {
+	f := newFlags("test", stderr)
+	source := f.String("source", "", "normalize PAYLOAD.json as this source would and show what the rules make of it")
+	pos, err := f.parse(args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		return fail(stderr, "test: give one TESTS.yaml, or --source NAME and one PAYLOAD.json")
+	}
+	l, err := loadConfig(f.config)
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
+	normalize := func(name string, payload []byte) (*bridge.Event, error) {
+		src, ok := l.rt.Sources[name]
+		if !ok {
+			return nil, fmt.Errorf("no source %q in %s", name, f.config)
+		}
+		return src.Normalize(payload, time.Now().UTC())
+	}
+	if *source != "" {
+		payload, err := os.ReadFile(pos[0])
+		if err != nil {
+			return fail(stderr, "test: %v", err)
+		}
+		ev, err := normalize(*source, payload)
+		if err != nil {
+			return fail(stderr, "test: %s: %v", pos[0], err)
+		}
+		return explain(stdout, l.rules, ev)
+	}
+	tests, err := rules.LoadTests(pos[0])
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
+	_, failed := rules.RunTests(l.rules, tests, normalize, stdout)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// explain prints the event, each rule's verdict and every rendered action.
+func explain(w io.Writer, set *rules.Set, ev *bridge.Event) int {
+	b, _ := json.MarshalIndent(ev, "", "  ")
+	fmt.Fprintf(w, "Event:\n%s\n\nRules:\n", b)
+	for _, v := range set.Explain(ev) {
+		fmt.Fprintln(w, " ", v.String())
+	}
+	return 0
+}
