@@ -82,7 +82,7 @@ type eventJSON struct {
 }
 
 // MarshalJSON encodes the event as the SPEC's JSON object, times in RFC 3339.
-func (e *Event) MarshalJSON() ([]byte, error) {
+func (e Event) MarshalJSON() ([]byte, error) {
 	data := e.Data
 	if data == nil {
 		data = map[string]any{}
