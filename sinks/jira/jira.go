@@ -1,0 +1,691 @@
+package jira
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jira "github.com/andygrunwald/go-jira"
+	"github.com/trivago/tgo/tcontainer"
+
+	"bridge/bridge"
+)
+
+// flavor is the kind of Jira the sink talks to, which decides the search
+// endpoint and how an assignee is named.
+type flavor int32
+
+const (
+	flavorUnknown flavor = iota
+	flavorCloud
+	flavorDataCenter
+)
+
+func (f flavor) String() string {
+	switch f {
+	case flavorCloud:
+		return "cloud"
+	case flavorDataCenter:
+		return "datacenter"
+	}
+	return "unknown"
+}
+
+// maxReconcile is how many recently created issue ids a Cloud search passes
+// in reconcileIssues (Jira's limit).
+const maxReconcile = 50
+
+// Sink delivers jira actions to one Jira site. It is safe for concurrent use.
+type Sink struct {
+	cfg    *Config
+	log    *slog.Logger
+	state  bridge.State
+	hc     *http.Client
+	client *jira.Client
+	site   string // the site's address without a trailing slash
+	lag    time.Duration
+	now    func() time.Time
+	locks  keyLocks
+
+	mu     sync.Mutex
+	flavor flavor
+	recent []int // ids of issues this sink created lately, oldest first
+}
+
+// New builds a jira sink from its validated config: one HTTP client with
+// the sink's timeout, authenticating with basic auth (user and API token) or
+// a bearer personal access token (token alone).
+func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
+	return newSink(cfg, env, time.Now)
+}
+
+func newSink(cfg *Config, env bridge.SinkEnv, now func() time.Time) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("jira: %w", err)
+	}
+	if env.State == nil {
+		return nil, errors.New("jira: the sink needs durable state for dedupe")
+	}
+	hc := newHTTPClient(cfg, env)
+	site := strings.TrimRight(cfg.URL, "/")
+	client, err := jira.NewClient(hc, site)
+	if err != nil {
+		return nil, fmt.Errorf("jira: %w", err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{
+		cfg: cfg, log: log, state: env.State, hc: hc, client: client, site: site,
+		lag: cfg.SearchLag.D(), now: now,
+	}, nil
+}
+
+// newHTTPClient returns the sink's one HTTP client: its own connection pool,
+// a User-Agent, the credentials, and the per-attempt timeout as a backstop.
+func newHTTPClient(cfg *Config, env bridge.SinkEnv) *http.Client {
+	version := env.Version
+	if version == "" {
+		version = "dev"
+	}
+	var rt http.RoundTripper = &headers{next: http.DefaultTransport.(*http.Transport).Clone(), userAgent: "bridge/" + version}
+	if cfg.User != "" {
+		rt = &jira.BasicAuthTransport{Username: cfg.User, Password: cfg.Token.Value(), Transport: rt}
+	} else {
+		rt = &jira.PATAuthTransport{Token: cfg.Token.Value(), Transport: rt}
+	}
+	timeout := env.Timeout
+	if timeout <= 0 {
+		timeout = bridge.DefaultSinkTimeout
+	}
+	return &http.Client{Transport: rt, Timeout: timeout}
+}
+
+// headers sets the User-Agent and Accept headers of every request.
+type headers struct {
+	next      http.RoundTripper
+	userAgent string
+}
+
+func (h *headers) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", h.userAgent)
+	r.Header.Set("Accept", "application/json")
+	return h.next.RoundTrip(r)
+}
+
+// Close releases the sink's idle connections.
+func (s *Sink) Close(context.Context) error {
+	s.hc.CloseIdleConnections()
+	return nil
+}
+
+// record is what the sink remembers of a dedupe key in its state: the issue
+// that holds it, or a create whose outcome is not known yet.
+type record struct {
+	Key      string    `json:"key,omitempty"`
+	ID       string    `json:"id,omitempty"`
+	Pending  time.Time `json:"pending,omitzero"`   // when a create of unknown outcome was sent
+	Delivery int64     `json:"delivery,omitempty"` // the delivery that sent it
+}
+
+func stateKey(project, label string) string { return "issue:" + project + ":" + label }
+
+// Send opens a ticket for d, or comments on (or skips) the open ticket of its
+// dedupe key. The result is the issue key in every case.
+func (s *Sink) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
+	var a Action
+	if err := d.DecodeAction(&a); err != nil {
+		return "", fmt.Errorf("jira: decode action: %w", err)
+	}
+	st, err := resolve(a, s.cfg, d.Event)
+	if err != nil {
+		return "", err
+	}
+	if st.dedupeKey == "" {
+		iss, err := s.create(ctx, st)
+		if err != nil {
+			return "", err
+		}
+		return iss.Key, nil
+	}
+	label := DedupeLabel(st.dedupeKey)
+	sk := stateKey(st.Project, label)
+	unlock, err := s.locks.lock(ctx, sk)
+	if err != nil {
+		return "", fmt.Errorf("jira: wait for the other delivery of this dedupe key: %w", err)
+	}
+	defer unlock()
+	return s.deliver(ctx, d, st, label, sk)
+}
+
+// deliver does Send's work for a dedupe key while holding the key's lock.
+func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, label, sk string) (string, error) {
+	rec, err := s.load(ctx, sk)
+	if err != nil {
+		return "", err
+	}
+	done := "" // an issue just found Done, which a lagging search may still show open
+	if rec.Key != "" {
+		open, err := s.isOpen(ctx, rec.Key)
+		if err != nil {
+			return "", err
+		}
+		if open {
+			return s.repeat(ctx, d, st, rec.Key, sk)
+		}
+		s.log.Info("jira: the dedupe key's issue is done; the next event opens a new one", "issue", rec.Key, "label", label)
+		if err := s.state.Delete(ctx, sk); err != nil {
+			return "", fmt.Errorf("jira: forget done issue %s: %w", rec.Key, err)
+		}
+		done = rec.Key
+		rec = record{}
+	}
+
+	found, err := s.search(ctx, st.Project, label, done)
+	if err != nil {
+		return "", err
+	}
+	if found != nil {
+		if err := s.save(ctx, sk, record{Key: found.Key, ID: found.ID}); err != nil {
+			return "", err
+		}
+		if !rec.Pending.IsZero() && rec.Delivery == d.ID {
+			// This delivery's own earlier create went through after all.
+			s.log.Info("jira: found the issue of an earlier create with an unknown outcome", "issue", found.Key, "url", s.browse(found.Key))
+			return found.Key, nil
+		}
+		return s.repeat(ctx, d, st, found.Key, sk)
+	}
+	if !rec.Pending.IsZero() {
+		if wait := rec.Pending.Add(s.lag).Sub(s.now()); wait > 0 {
+			return "", bridge.RetryAfter(fmt.Errorf(
+				"jira: create issue: an earlier create for this dedupe key (label %s) has an unknown outcome and search does not show it yet; not creating another before %s",
+				label, rec.Pending.Add(s.lag).UTC().Format(time.RFC3339)), wait)
+		}
+	}
+
+	if err := s.save(ctx, sk, record{Pending: s.now(), Delivery: d.ID}); err != nil {
+		return "", err
+	}
+	iss, err := s.create(ctx, st)
+	if err != nil {
+		var u *unknownOutcome
+		if errors.As(err, &u) {
+			return "", bridge.RetryAfter(fmt.Errorf("%w (the outcome is unknown: the next attempt searches for label %s first)", err, label), s.lag)
+		}
+		if derr := s.state.Delete(context.WithoutCancel(ctx), sk); derr != nil {
+			s.log.Warn("jira: could not clear the marker of a failed create; the next attempt waits for search_lag", "label", label, "error", derr)
+		}
+		return "", err
+	}
+	// The issue exists now: remember it even if the attempt's time is up.
+	if err := s.save(context.WithoutCancel(ctx), sk, record{Key: iss.Key, ID: iss.ID}); err != nil {
+		// The pending marker stays, so a repeat searches (with this issue
+		// reconciled) instead of creating; the ticket itself exists.
+		s.log.Error("jira: could not remember the new issue", "issue", iss.Key, "error", err)
+	}
+	return iss.Key, nil
+}
+
+// repeat carries out on_duplicate for an open issue.
+func (s *Sink) repeat(ctx context.Context, d *bridge.Delivery, st *settings, key, sk string) (string, error) {
+	if st.OnDuplicate == OnDuplicateSkip {
+		s.log.Debug("jira: repeat skipped", "issue", key)
+		return key, nil
+	}
+	if err := s.comment(ctx, key, repeatText(st, d.Event)); err != nil {
+		if !errors.Is(err, errGone) {
+			return "", err
+		}
+		// Deleted since the status check: forget it and let the next
+		// attempt open a new ticket.
+		if derr := s.state.Delete(ctx, sk); derr != nil {
+			return "", fmt.Errorf("jira: forget deleted issue %s: %w", key, derr)
+		}
+		return "", err
+	}
+	s.log.Info("jira: commented on the open issue", "issue", key, "url", s.browse(key))
+	return key, nil
+}
+
+// repeatText is the comment of a repeat: the rendered description, or one
+// line naming the event when there is none.
+func repeatText(st *settings, ev *bridge.Event) string {
+	if strings.TrimSpace(st.Description) != "" {
+		return st.Description
+	}
+	if ev == nil {
+		return "Seen again: " + st.Summary
+	}
+	return cutRunes(fmt.Sprintf("Seen again: %s (event %s from %s at %s)",
+		st.Summary, ev.ID, ev.Source, ev.Time.UTC().Format(time.RFC3339)), maxDescriptionRunes)
+}
+
+func (s *Sink) load(ctx context.Context, sk string) (record, error) {
+	v, ok, err := s.state.Get(ctx, sk)
+	if err != nil {
+		return record{}, fmt.Errorf("jira: read dedupe state: %w", err)
+	}
+	var rec record
+	if ok {
+		if err := json.Unmarshal([]byte(v), &rec); err != nil {
+			s.log.Warn("jira: ignoring unreadable dedupe state", "error", err)
+			return record{}, nil
+		}
+	}
+	return rec, nil
+}
+
+func (s *Sink) save(ctx context.Context, sk string, rec record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("jira: encode dedupe state: %w", err)
+	}
+	if err := s.state.Put(ctx, sk, string(b)); err != nil {
+		return fmt.Errorf("jira: write dedupe state: %w", err)
+	}
+	return nil
+}
+
+// errGone reports that a remembered issue no longer exists (or the account
+// can no longer see it); the delivery is retried and opens a new ticket.
+var errGone = errors.New("the issue does not exist or the account cannot see it; the next attempt opens a new one")
+
+// unknownOutcome is a create that was sent but got no definite answer: the
+// issue may or may not exist.
+type unknownOutcome struct{ err error }
+
+func (u *unknownOutcome) Error() string { return u.err.Error() }
+func (u *unknownOutcome) Unwrap() error { return u.err }
+
+// create sends one create request and logs the new issue's browse URL.
+func (s *Sink) create(ctx context.Context, st *settings) (*jira.Issue, error) {
+	fl, _ := s.flavorOf(ctx)
+	var wrote atomic.Bool
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
+	iss, resp, err := s.client.Issue.CreateWithContext(tctx, buildIssue(st, fl))
+	if err != nil {
+		e := apiError("create issue", resp, err)
+		if wrote.Load() && ambiguousStatus(resp) {
+			return nil, &unknownOutcome{err: e}
+		}
+		return nil, e
+	}
+	if iss.Key == "" {
+		return nil, &unknownOutcome{err: errors.New("jira: create issue: Jira's answer has no issue key")}
+	}
+	if id, err := strconv.Atoi(iss.ID); err == nil {
+		s.mu.Lock()
+		s.recent = append(s.recent, id)
+		if len(s.recent) > maxReconcile {
+			s.recent = s.recent[len(s.recent)-maxReconcile:]
+		}
+		s.mu.Unlock()
+	}
+	s.log.Info("jira: opened issue", "issue", iss.Key, "url", s.browse(iss.Key))
+	return iss, nil
+}
+
+// ambiguousStatus reports whether a create that was sent may have created
+// the issue although it failed: no answer at all, an answer that could not
+// be read, or a server error that may come after the issue was stored.
+func ambiguousStatus(resp *jira.Response) bool {
+	if resp == nil || resp.Response == nil {
+		return true
+	}
+	switch c := resp.StatusCode; {
+	case c >= 200 && c < 300:
+		return true
+	case c == http.StatusInternalServerError, c == http.StatusBadGateway, c == http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// buildIssue is the create request for st. The assignee goes through
+// Unknowns: go-jira's User struct would add a "Password" key Jira refuses.
+func buildIssue(st *settings, fl flavor) *jira.Issue {
+	f := &jira.IssueFields{
+		Project:     jira.Project{Key: st.Project},
+		Type:        jira.IssueType{Name: st.IssueType},
+		Summary:     st.Summary,
+		Description: st.Description,
+		Labels:      st.Labels,
+	}
+	if st.Priority != "" {
+		f.Priority = &jira.Priority{Name: st.Priority}
+	}
+	for _, c := range st.Components {
+		f.Components = append(f.Components, &jira.Component{Name: c})
+	}
+	unk := tcontainer.NewMarshalMap()
+	for k, v := range st.Fields {
+		unk[k] = v
+	}
+	if st.Assignee != "" {
+		if fl == flavorDataCenter {
+			unk["assignee"] = map[string]any{"name": st.Assignee}
+		} else {
+			unk["assignee"] = map[string]any{"accountId": st.Assignee}
+		}
+	}
+	if len(unk) > 0 {
+		f.Unknowns = unk
+	}
+	return &jira.Issue{Fields: f}
+}
+
+// isOpen reports whether a remembered issue still holds its dedupe key: it
+// exists and is not in the Done status category.
+func (s *Sink) isOpen(ctx context.Context, key string) (bool, error) {
+	iss, resp, err := s.client.Issue.GetWithContext(ctx, key, &jira.GetQueryOptions{Fields: "status"})
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			s.log.Info("jira: the dedupe key's issue is gone; the next event opens a new one", "issue", key)
+			return false, nil
+		}
+		return false, apiError("get issue "+key, resp, err)
+	}
+	return !isDone(iss), nil
+}
+
+func isDone(iss *jira.Issue) bool {
+	return iss.Fields != nil && iss.Fields.Status != nil &&
+		strings.EqualFold(iss.Fields.Status.StatusCategory.Key, jira.StatusCategoryComplete)
+}
+
+// search finds an open issue of project with label. Jira Cloud is asked
+// through /rest/api/2/search/jql with the issues this sink created lately
+// passed in reconcileIssues, so its search lag cannot hide them; Data Center
+// through /rest/api/2/search.
+func (s *Sink) search(ctx context.Context, project, label, exclude string) (*jira.Issue, error) {
+	jql := fmt.Sprintf("project = %s AND labels = %s AND statusCategory != Done ORDER BY created DESC",
+		jqlQuote(project), jqlQuote(label))
+	fields := []string{"status", "created"}
+	fl, known := s.flavorOf(ctx)
+	if fl != flavorDataCenter {
+		opts := &jira.SearchOptionsV2{MaxResults: 10, Fields: fields, ReconcileIssues: s.recentIDs()}
+		for page := 0; page < 5; page++ {
+			issues, resp, err := s.client.Issue.SearchV2JQLWithContext(ctx, jql, opts)
+			if err != nil {
+				if !known && resp != nil && resp.StatusCode == http.StatusNotFound {
+					s.setFlavor(flavorDataCenter, "search/jql answered 404")
+					fl = flavorDataCenter
+					break
+				}
+				return nil, apiError("search issues", resp, err)
+			}
+			if iss := firstOpen(issues, exclude); iss != nil {
+				return iss, nil
+			}
+			if resp.IsLast || resp.NextPageToken == "" {
+				return nil, nil
+			}
+			opts.NextPageToken = resp.NextPageToken
+		}
+		if fl != flavorDataCenter {
+			return nil, nil
+		}
+	}
+	issues, resp, err := s.client.Issue.SearchWithContext(ctx, jql, &jira.SearchOptions{MaxResults: 10, Fields: fields})
+	if err != nil {
+		if !known && resp != nil && resp.StatusCode == http.StatusGone {
+			s.setFlavor(flavorCloud, "search answered 410")
+			return s.search(ctx, project, label, exclude)
+		}
+		return nil, apiError("search issues", resp, err)
+	}
+	return firstOpen(issues, exclude), nil
+}
+
+func firstOpen(issues []jira.Issue, exclude string) *jira.Issue {
+	for i := range issues {
+		if !isDone(&issues[i]) && issues[i].Key != exclude {
+			return &issues[i]
+		}
+	}
+	return nil
+}
+
+func (s *Sink) recentIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.recent...)
+}
+
+// flavorOf tells Cloud from Data Center once, from serverInfo's
+// deploymentType, and reports whether it knows or guesses. When serverInfo
+// cannot be read it guesses from the auth (basic: Cloud) without
+// remembering; a 404 from /search/jql or a 410 from /search settles it.
+func (s *Sink) flavorOf(ctx context.Context) (flavor, bool) {
+	s.mu.Lock()
+	f := s.flavor
+	s.mu.Unlock()
+	if f != flavorUnknown {
+		return f, true
+	}
+	var info struct {
+		DeploymentType string `json:"deploymentType"`
+	}
+	req, err := s.client.NewRequestWithContext(ctx, http.MethodGet, "rest/api/2/serverInfo", nil)
+	if err == nil {
+		var resp *jira.Response
+		resp, err = s.client.Do(req, &info)
+		if err != nil {
+			err = apiError("server info", resp, err)
+		}
+	}
+	if err == nil && info.DeploymentType != "" {
+		if strings.EqualFold(info.DeploymentType, "Cloud") {
+			s.setFlavor(flavorCloud, "serverInfo deploymentType "+info.DeploymentType)
+			return flavorCloud, true
+		}
+		s.setFlavor(flavorDataCenter, "serverInfo deploymentType "+info.DeploymentType)
+		return flavorDataCenter, true
+	}
+	if s.cfg.User != "" {
+		return flavorCloud, false
+	}
+	return flavorDataCenter, false
+}
+
+func (s *Sink) setFlavor(f flavor, why string) {
+	s.mu.Lock()
+	changed := s.flavor != f
+	s.flavor = f
+	s.mu.Unlock()
+	if changed {
+		s.log.Info("jira: site kind detected", "kind", f.String(), "from", why)
+	}
+}
+
+// comment posts a plain {"body": text} comment. go-jira's AddComment sends
+// author and visibility fields Jira Cloud refuses.
+func (s *Sink) comment(ctx context.Context, key, text string) error {
+	req, err := s.client.NewRequestWithContext(ctx, http.MethodPost,
+		"rest/api/2/issue/"+url.PathEscape(key)+"/comment", map[string]string{"body": text})
+	if err != nil {
+		return fmt.Errorf("jira: comment on %s: %w", key, err)
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	resp, err := s.client.Do(req, &out)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			_ = readMessage(resp.Body)
+			return fmt.Errorf("jira: comment on %s: %w", key, errGone)
+		}
+		return apiError("comment on "+key, resp, err)
+	}
+	return nil
+}
+
+// browse is the issue's address for people.
+func (s *Sink) browse(key string) string { return s.site + "/browse/" + key }
+
+// DryRun describes the create request Send would make for d, without
+// touching the network.
+func (s *Sink) DryRun(_ context.Context, d *bridge.Delivery) (string, error) {
+	var a Action
+	if err := d.DecodeAction(&a); err != nil {
+		return "", fmt.Errorf("jira: decode action: %w", err)
+	}
+	st, err := resolve(a, s.cfg, d.Event)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	fl := s.flavor
+	s.mu.Unlock()
+	if fl == flavorUnknown {
+		fl = flavorDataCenter
+		if s.cfg.User != "" {
+			fl = flavorCloud
+		}
+	}
+	b, err := json.Marshal(buildIssue(st, fl))
+	if err != nil {
+		return "", fmt.Errorf("jira: encode issue: %w", err)
+	}
+	out := fmt.Sprintf("POST %s/rest/api/2/issue %s", s.site, b)
+	if st.dedupeKey != "" {
+		out += fmt.Sprintf(" (unless an open issue in %s has label %s: then %s it)",
+			st.Project, DedupeLabel(st.dedupeKey), map[string]string{OnDuplicateComment: "comment on", OnDuplicateSkip: "skip"}[st.OnDuplicate])
+	}
+	return out, nil
+}
+
+// apiError turns a failed go-jira call into the sink's error: Jira's own
+// messages word for word, classified by status (400, 401, 403, 404 and other
+// 4xx permanent; 408, 429 and 5xx retried, honouring Retry-After).
+func apiError(op string, resp *jira.Response, err error) error {
+	if resp == nil || resp.Response == nil || (resp.StatusCode >= 200 && resp.StatusCode < 300) {
+		return fmt.Errorf("jira: %s: %w", op, err)
+	}
+	var msg string
+	var je *jira.Error
+	if errors.As(err, &je) {
+		msg = formatMessages(je.ErrorMessages, je.Errors)
+	} else {
+		msg = readMessage(resp.Body)
+	}
+	return fmt.Errorf("jira: %s: %w", op, bridge.HTTPStatusError(resp.StatusCode, resp.Header, msg))
+}
+
+// readMessage reads an error body: Jira's ErrorCollection, the JAX-RS
+// {"message": ...} form, or text.
+func readMessage(body io.ReadCloser) string {
+	if body == nil {
+		return ""
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
+	if err != nil && len(b) == 0 {
+		return ""
+	}
+	var v struct {
+		ErrorMessages []string          `json:"errorMessages"`
+		Errors        map[string]string `json:"errors"`
+		Message       string            `json:"message"`
+	}
+	if json.Unmarshal(b, &v) == nil {
+		if m := formatMessages(v.ErrorMessages, v.Errors); m != "" {
+			return m
+		}
+		if v.Message != "" {
+			return v.Message
+		}
+	}
+	return cutRunes(strings.TrimSpace(string(b)), 1000)
+}
+
+// formatMessages writes Jira's errorMessages, then its errors map as
+// "field: message" sorted by field, separated by "; ".
+func formatMessages(msgs []string, fields map[string]string) string {
+	parts := make([]string, 0, len(msgs)+len(fields))
+	for _, m := range msgs {
+		if m = strings.TrimSpace(m); m != "" {
+			parts = append(parts, m)
+		}
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, k+": "+fields[k])
+	}
+	return strings.Join(parts, "; ")
+}
+
+// jqlQuote quotes s as a JQL string.
+func jqlQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func hashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// keyLocks lets one delivery per dedupe key talk to Jira at a time.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch    chan struct{}
+	users int
+}
+
+// lock waits for key's lock or ctx's end; the returned func releases it.
+func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*keyLock{}
+	}
+	e := l.m[key]
+	if e == nil {
+		e = &keyLock{ch: make(chan struct{}, 1)}
+		l.m[key] = e
+	}
+	e.users++
+	l.mu.Unlock()
+	select {
+	case e.ch <- struct{}{}:
+		return func() { <-e.ch; l.release(key, e) }, nil
+	case <-ctx.Done():
+		l.release(key, e)
+		return nil, ctx.Err()
+	}
+}
+
+func (l *keyLocks) release(key string, e *keyLock) {
+	l.mu.Lock()
+	if e.users--; e.users == 0 {
+		delete(l.m, key)
+	}
+	l.mu.Unlock()
+}
