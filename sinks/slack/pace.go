@@ -1,0 +1,141 @@
+package slack
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"bridge/bridge"
+)
+
+// deadlineMargin is the time an attempt keeps for the post itself after
+// waiting for the limiter: a post started just before the deadline may reach
+// Slack and still count as failed, which would post the message twice.
+const deadlineMargin = 500 * time.Millisecond
+
+// pacer keeps a token bucket per channel and, after a 429, holds the whole
+// channel back for as long as Slack asked.
+type pacer struct {
+	limit rate.Limit
+	burst int
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+
+	mu    sync.Mutex
+	gates map[string]*gate
+}
+
+type gate struct {
+	lim   *rate.Limiter
+	until time.Time // no message before this (Slack's Retry-After)
+}
+
+func newPacer(rl bridge.RateLimit, now func() time.Time, sleep func(context.Context, time.Duration) error) *pacer {
+	return &pacer{limit: rate.Limit(rl.RPS), burst: rl.Burst, now: now, sleep: sleep, gates: map[string]*gate{}}
+}
+
+func (p *pacer) gate(key string) *gate {
+	g, ok := p.gates[key]
+	if !ok {
+		g = &gate{lim: rate.NewLimiter(p.limit, p.burst)}
+		p.gates[key] = g
+	}
+	return g
+}
+
+// wait blocks until key's channel may take one more message. When that
+// would be later than ctx's deadline allows, it returns at once with a
+// RetryAfter error instead, so the pipeline tries again when the channel is
+// free rather than timing the attempt out.
+func (p *pacer) wait(ctx context.Context, key string) error {
+	p.mu.Lock()
+	g := p.gate(key)
+	now := p.now()
+	r := g.lim.ReserveN(now, 1)
+	delay := r.DelayFrom(now)
+	if held := g.until.Sub(now); held > delay {
+		delay = held
+	}
+	p.mu.Unlock()
+	if delay <= 0 {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && delay+deadlineMargin > time.Until(dl) {
+		r.CancelAt(now)
+		return bridge.RetryAfter(fmt.Errorf("slack: %s: rate limit: the next message may go in %s, after this attempt's deadline", key, delay.Round(time.Millisecond)), delay)
+	}
+	if err := p.sleep(ctx, delay); err != nil {
+		r.CancelAt(p.now())
+		return fmt.Errorf("slack: %s: waiting for the rate limit: %w", key, err)
+	}
+	return nil
+}
+
+// hold keeps key's channel free of messages for d, after Slack answered 429.
+func (p *pacer) hold(key string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.gate(key)
+	if until := p.now().Add(d); until.After(g.until) {
+		g.until = until
+	}
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// keyLocks serializes work per key (a thread key): only one delivery at a
+// time may look for, and if need be post, the first message of a thread.
+type keyLocks struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	ch   chan struct{} // holds one token while locked
+	refs int
+}
+
+// lock takes key's lock, or gives up when ctx ends. The returned function
+// releases it.
+func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l, ok := k.locks[key]
+	if !ok {
+		l = &keyLock{ch: make(chan struct{}, 1)}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+
+	release := func() {
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
