@@ -1,0 +1,237 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"bridge/bridge"
+)
+
+// errClosed is returned for deliveries handed to a closed sink.
+var errClosed = errors.New("file: sink is closed")
+
+// Sink appends events to a file, one JSON object per line. It implements
+// bridge.Sink, bridge.BatchSink and bridge.DryRunner.
+//
+// A batch is written with one write and made durable with one fsync, so
+// the cost of the fsync is shared by every event of the batch; the pipeline
+// does not wait for a batch to fill (group commit: events that arrive while
+// one batch is being synced form the next). Concurrent batches are
+// serialized, so lines never interleave. A write or fsync that fails is
+// undone (the file is cut back to where the batch began) and the batch is
+// retried. When the file is moved away (log rotation), the next batch opens
+// a new one at the configured path.
+type Sink struct {
+	path  string
+	batch int
+	log   *slog.Logger
+	// sync makes the written lines durable; tests count calls through it.
+	sync func(*os.File) error
+
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
+}
+
+var _ bridge.BatchSink = (*Sink)(nil)
+var _ bridge.DryRunner = (*Sink)(nil)
+
+// New builds a file sink from its validated config. The file is opened by
+// the first batch, so a dry run creates nothing.
+func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p, err := filepath.Abs(env.Path(cfg.Path))
+	if err != nil {
+		return nil, fmt.Errorf("file: path: %w", err)
+	}
+	return &Sink{path: p, batch: cfg.BatchSize, log: log, sync: (*os.File).Sync}, nil
+}
+
+// BatchLimits returns batch_size, and no wait: a quiet bridge is not taxed.
+func (s *Sink) BatchLimits() (int, time.Duration) { return s.batch, 0 }
+
+// Send appends one event. Its result is empty.
+func (s *Sink) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return "", s.SendBatch(ctx, []*bridge.Delivery{d})[0]
+}
+
+// SendBatch appends one line per delivery with a single write, then syncs
+// the file once. It returns one error per delivery.
+func (s *Sink) SendBatch(ctx context.Context, ds []*bridge.Delivery) []error {
+	errs := make([]error, len(ds))
+	var buf []byte
+	written := 0
+	for i, d := range ds {
+		line, err := encode(d)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		buf = append(buf, line...)
+		buf = append(buf, '\n')
+		written++
+	}
+	if written == 0 {
+		return errs
+	}
+	if err := ctx.Err(); err != nil {
+		return failAll(errs, fmt.Errorf("file: %w", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.append(buf); err != nil {
+		return failAll(errs, err)
+	}
+	return errs
+}
+
+// failAll sets err for every delivery that has no error yet.
+func failAll(errs []error, err error) []error {
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// append writes buf at the end of the file and syncs it. On failure it
+// cuts the file back to its old end and closes it, so a retry starts clean.
+// The caller holds s.mu.
+func (s *Sink) append(buf []byte) error {
+	if s.closed {
+		return errClosed
+	}
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		s.drop()
+		return fmt.Errorf("file: %w", err)
+	}
+	if _, err := f.Write(buf); err != nil {
+		s.undo(end)
+		return fmt.Errorf("file: %w", err)
+	}
+	if err := s.sync(f); err != nil {
+		s.undo(end)
+		return fmt.Errorf("file: %w", err)
+	}
+	return nil
+}
+
+// undo cuts the file back to end and closes it. The caller holds s.mu.
+func (s *Sink) undo(end int64) {
+	if err := s.f.Truncate(end); err != nil {
+		s.log.Warn("file: could not remove a partly written batch; the file may hold a broken line", "path", s.path, "err", err)
+	}
+	s.drop()
+}
+
+// drop closes the file, for the next batch to open it again.
+func (s *Sink) drop() {
+	_ = s.f.Close()
+	s.f = nil
+}
+
+// file returns the open file, opening it when it is not open or when the
+// file at the path is no longer the one open (it was rotated or removed).
+// The caller holds s.mu.
+func (s *Sink) file() (*os.File, error) {
+	if s.f != nil {
+		cur, err := s.f.Stat()
+		at, err2 := os.Stat(s.path)
+		if err == nil && err2 == nil && os.SameFile(cur, at) {
+			return s.f, nil
+		}
+		s.drop()
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), dirMode); err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	_, statErr := os.Stat(s.path)
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, fileMode)
+	if err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// A new file survives a power loss only once its directory entry
+		// is synced too.
+		if err := syncDir(filepath.Dir(s.path)); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("file: %w", err)
+		}
+	}
+	s.f = f
+	return f, nil
+}
+
+// syncDir makes the entries of directory dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// encode returns the JSON object of one delivery's event.
+func encode(d *bridge.Delivery) ([]byte, error) {
+	if d == nil || d.Event == nil {
+		return nil, bridge.Permanent(errors.New("file: delivery has no event"))
+	}
+	var a Action
+	if err := d.DecodeAction(&a); err != nil {
+		return nil, fmt.Errorf("file: action: %w", err)
+	}
+	if a.Format != "" && a.Format != FormatJSON {
+		return nil, bridge.Permanent(fmt.Errorf("file: format %q is not supported (only json)", a.Format))
+	}
+	b, err := d.Event.MarshalJSON() // what json.Marshal(d.Event) gives, without its second pass
+	if err != nil {
+		return nil, bridge.Permanent(fmt.Errorf("file: encode event %s: %w", d.Event.ID, err))
+	}
+	return b, nil
+}
+
+// DryRun returns the line Send would append, and where.
+func (s *Sink) DryRun(_ context.Context, d *bridge.Delivery) (string, error) {
+	line, err := encode(d)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("append to %s: %s", s.path, line), nil
+}
+
+// Close closes the file. Later batches fail with a retryable error.
+func (s *Sink) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	if err != nil {
+		return fmt.Errorf("file: close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package httpsink
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"bridge/bridge"
+)
+
+// sendAll sends ds in batches of the sink's BatchLimits, as the pipeline
+// does when deliveries pile up.
+func sendAll(tb testing.TB, s *Sink, ds []*bridge.Delivery) {
+	max, _ := s.BatchLimits()
+	for len(ds) > 0 {
+		n := min(max, len(ds))
+		for i, err := range s.SendBatch(context.Background(), ds[:n]) {
+			if err != nil {
+				tb.Fatalf("delivery %d: %v", i, err)
+			}
+		}
+		ds = ds[n:]
+	}
+}
+
+func TestRequestsPer10000Events(t *testing.T) {
+	c := newCollector(t)
+	c.keep = false
+	s := newSink(t, c.URL, func(c *Config) { c.Batch = true })
+	sendAll(t, s, deliveries(10000))
+	t.Logf("requests for 10,000 events: %d", c.Count())
+	if got := c.Count(); got > 100 {
+		t.Errorf("requests = %d, want at most 100", got)
+	}
+}
+
+// BenchmarkSendBatch measures events per second against the stand-in
+// collector: batch off (one request per event) and batch on, one SendBatch
+// at a time (conc=1) or four at once (conc=4). One op is one event.
+func BenchmarkSendBatch(b *testing.B) {
+	for _, size := range []int{1, 100, 500} {
+		for _, conc := range []int{1, 4} {
+			b.Run(fmt.Sprintf("batch=%d/conc=%d", size, conc), func(b *testing.B) {
+				c := newCollector(b)
+				c.keep = false
+				s := newSink(b, c.URL, func(c *Config) { c.Batch = size > 1; c.BatchSize = size })
+				ds := deliveries(size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for w := range conc {
+					share := b.N / conc
+					if w == 0 {
+						share += b.N % conc
+					}
+					wg.Go(func() {
+						for share > 0 {
+							n := min(size, share)
+							for _, err := range s.SendBatch(context.Background(), ds[:n]) {
+								if err != nil {
+									b.Error(err)
+									return
+								}
+							}
+							share -= n
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				b.ReportMetric(float64(c.Count())*10000/float64(b.N), "requests/10k")
+			})
+		}
+	}
+}

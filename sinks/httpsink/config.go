@@ -1,0 +1,220 @@
+// Package httpsink is the http sink: it POSTs each event's JSON object to a
+// URL, or with batching on, several in one request.
+package httpsink
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"bridge/bridge"
+)
+
+// Defaults of an http sink, in one place.
+const (
+	DefaultFormat     = FormatJSON
+	DefaultBatchSize  = 500
+	DefaultBatchWait  = 500 * time.Millisecond
+	DefaultBatchBytes = 1 << 20
+
+	// FormatJSON sends the event's JSON object, or with batch on a JSON
+	// array of them (Content-Type application/json).
+	FormatJSON = "json"
+	// FormatNDJSON sends one JSON object per line, each ending in a newline
+	// (Content-Type application/x-ndjson).
+	FormatNDJSON = "ndjson"
+
+	maxBatchSize  = 10000
+	minBatchBytes = 4 << 10
+)
+
+// headerName matches an HTTP header name (an RFC 9110 token).
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// reserved reports whether the HTTP client sets header name itself.
+func reserved(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Content-Length", "Host", "Transfer-Encoding", "Connection":
+		return true
+	}
+	return false
+}
+
+// Config is an http sink's own config.
+type Config struct {
+	// URL is where events are POSTed.
+	URL string `yaml:"url"`
+	// Headers are sent with every request. Their values are treated as
+	// secrets: they are never logged or shown in a dry run.
+	Headers map[string]bridge.Secret `yaml:"headers"`
+	// Format is json (default) or ndjson.
+	Format string `yaml:"format"`
+	// Batch sends several events per request: a JSON array, or with ndjson
+	// several lines. Off, every event is its own request.
+	Batch bool `yaml:"batch"`
+	// BatchSize is the most events one batch carries (default 500).
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait is how long the pipeline may wait for a batch to fill
+	// (default 500ms).
+	BatchWait bridge.Duration `yaml:"batch_wait"`
+	// BatchBytes is the largest request body; a larger batch is split into
+	// several requests (default 1 MiB).
+	BatchBytes int `yaml:"batch_bytes"`
+	// TLS says how to verify the server's certificate.
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// DefaultConfig returns a config with every default filled in.
+func DefaultConfig() *Config {
+	return &Config{
+		Format:     DefaultFormat,
+		BatchSize:  DefaultBatchSize,
+		BatchWait:  bridge.Duration(DefaultBatchWait),
+		BatchBytes: DefaultBatchBytes,
+	}
+}
+
+// Validate reports every problem with the config, each pointing at its key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, bridge.FieldError("url", "is required"))
+	} else if err := checkURL(c.URL); err != nil {
+		errs = append(errs, bridge.FieldError("url", err.Error()))
+	}
+	names := make([]string, 0, len(c.Headers))
+	for k := range c.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		switch v := c.Headers[k].Value(); {
+		case !headerName.MatchString(k):
+			errs = append(errs, bridge.FieldErrorf("headers."+k, "%q is not a valid header name", k))
+		case reserved(k):
+			errs = append(errs, bridge.FieldErrorf("headers."+k, "%s is set by the bridge and cannot be configured", k))
+		case strings.ContainsAny(v, "\r\n\x00"):
+			errs = append(errs, bridge.FieldErrorf("headers."+k, "the value holds a line break or NUL"))
+		}
+	}
+	if !validFormat(c.Format) {
+		errs = append(errs, bridge.FieldErrorf("format", "%q is not a format of the http sink (json or ndjson)", c.Format))
+	}
+	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
+		errs = append(errs, bridge.FieldErrorf("batch_size", "must be between 1 and %d", maxBatchSize))
+	}
+	if c.BatchBytes < minBatchBytes {
+		errs = append(errs, bridge.FieldErrorf("batch_bytes", "must be at least %d", minBatchBytes))
+	}
+	errs = append(errs, c.TLS.validate("tls")...)
+	return errors.Join(errs...)
+}
+
+func validFormat(f string) bool { return f == FormatJSON || f == FormatNDJSON }
+
+// checkURL checks that s is an absolute http or https URL.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("is not a URL")
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("must start with https:// or http://")
+	}
+	if u.Host == "" {
+		return fmt.Errorf("has no host")
+	}
+	return nil
+}
+
+// Action is what a rule may set on an http action. No field is required.
+type Action struct {
+	// Format overrides the sink's format: json or ndjson.
+	Format string `yaml:"format" json:"format,omitempty"`
+}
+
+// Validate checks the action's format unless it is a template.
+func (a *Action) Validate(bridge.SinkConfig) error {
+	if a.Format != "" && !strings.Contains(a.Format, "{{") && !validFormat(a.Format) {
+		return bridge.FieldErrorf("format", "%q is not a format of the http sink (json or ndjson)", a.Format)
+	}
+	return nil
+}
+
+// Type returns the http sink type, for the map of sink types.
+func Type() bridge.SinkType {
+	return bridge.SinkType{
+		NewConfig: func() bridge.SinkConfig { return DefaultConfig() },
+		NewAction: func() bridge.Action { return &Action{} },
+		New: func(cfg bridge.SinkConfig, env bridge.SinkEnv) (bridge.Sink, error) {
+			c, ok := cfg.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("http: config is %T, not *httpsink.Config", cfg)
+			}
+			return New(c, env)
+		},
+	}
+}
+
+// TLSConfig is the `tls:` section: how to verify the server and, with a
+// client certificate, how to prove who the bridge is. Relative paths are
+// relative to the config file.
+type TLSConfig struct {
+	// CAFile is a PEM bundle of the CAs to trust instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate and its key, PEM.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name the certificate must carry.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns certificate checks off (tests only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+func (t TLSConfig) validate(prefix string) []error {
+	var errs []error
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, bridge.FieldError(prefix+".cert_file", "cert_file and key_file go together: set both or neither"))
+	}
+	return errs
+}
+
+// build returns the tls.Config the options describe, or nil for Go's
+// defaults. Relative paths are resolved with path.
+func (t TLSConfig) build(path func(string) string) (*tls.Config, error) {
+	if t == (TLSConfig{}) {
+		return nil, nil
+	}
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the operator asked for it, and is warned
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(path(t.CAFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(path(t.CertFile), path(t.KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}

@@ -1,0 +1,81 @@
+package splunk
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"bridge/bridge"
+	"bridge/sinks/splunk/hecfake"
+)
+
+// sendAll sends ds in batches of the sink's BatchLimits, as the pipeline
+// does when deliveries pile up.
+func sendAll(tb testing.TB, s *Sink, ds []*bridge.Delivery) {
+	max, _ := s.BatchLimits()
+	for len(ds) > 0 {
+		n := min(max, len(ds))
+		for i, err := range s.SendBatch(context.Background(), ds[:n]) {
+			if err != nil {
+				tb.Fatalf("delivery %d: %v", i, err)
+			}
+		}
+		ds = ds[n:]
+	}
+}
+
+func TestRequestsPer10000Events(t *testing.T) {
+	hec := hecfake.New(testToken, hecfake.CountOnly())
+	defer hec.Close()
+	s := newSink(t, hec.URL, nil)
+	sendAll(t, s, deliveries(10000))
+	if got := hec.Count(); got != 10000 {
+		t.Fatalf("collector accepted %d events, want 10000", got)
+	}
+	t.Logf("requests for 10,000 events: %d", hec.Requests())
+	if got := hec.Requests(); got > 100 {
+		t.Errorf("requests = %d, want at most 100", got)
+	}
+}
+
+// BenchmarkSendBatch measures events per second against the stand-in
+// collector, one SendBatch at a time (conc=1) and four at once, as the
+// pipeline's default concurrency allows (conc=4). One op is one event.
+func BenchmarkSendBatch(b *testing.B) {
+	for _, size := range []int{1, 100, 500} {
+		for _, conc := range []int{1, 4} {
+			b.Run(fmt.Sprintf("batch=%d/conc=%d", size, conc), func(b *testing.B) {
+				hec := hecfake.New(testToken, hecfake.CountOnly())
+				defer hec.Close()
+				s := newSink(b, hec.URL, func(c *Config) { c.BatchSize = size })
+				ds := deliveries(size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for w := range conc {
+					share := b.N / conc
+					if w == 0 {
+						share += b.N % conc
+					}
+					wg.Go(func() {
+						for share > 0 {
+							n := min(size, share)
+							for _, err := range s.SendBatch(context.Background(), ds[:n]) {
+								if err != nil {
+									b.Error(err)
+									return
+								}
+							}
+							share -= n
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				b.ReportMetric(float64(hec.Requests())*10000/float64(b.N), "requests/10k")
+			})
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package splunk
+
+import (
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"bridge/bridge"
+)
+
+func TestConfigFromYAML(t *testing.T) {
+	src := `
+url: https://splunk.example:8088
+token: abc-123
+index: security
+sourcetype: bridge:event
+host: bridge-01
+batch_size: 200
+batch_wait: 250ms
+batch_bytes: 524288
+tls: {ca_file: ca.pem, insecure_skip_verify: false}
+`
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	if ps := bridge.CheckKeys(&n, cfg); len(ps) > 0 {
+		t.Fatalf("unknown keys: %v", ps)
+	}
+	if err := n.Decode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{URL: "https://splunk.example:8088", Token: "abc-123", Index: "security", Sourcetype: "bridge:event",
+		Host: "bridge-01", Format: "json", TLS: TLSConfig{CAFile: "ca.pem"}, BatchSize: 200,
+		BatchWait: bridge.Duration(250 * time.Millisecond), BatchBytes: 512 << 10}
+	if *cfg != want {
+		t.Errorf("config = %+v\nwant %+v", *cfg, want)
+	}
+	if ps := bridge.CheckKeys(yamlNode(t, "{index: x, sourcetype: y, format: json}"), &Action{}); len(ps) > 0 {
+		t.Errorf("action keys refused: %v", ps)
+	}
+}
+
+func yamlNode(t *testing.T, src string) *yaml.Node {
+	t.Helper()
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
