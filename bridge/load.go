@@ -95,6 +95,7 @@ func LoadStore(path string) (*Config, error) {
 		l.decode(n, &cfg.Store)
 		l.validateStore(&cfg.Store, n)
 	}
+	cfg.Store.Path = ResolvePath(cfg.BaseDir, cfg.Store.Path)
 	if len(l.problems) > 0 {
 		return nil, l.sorted()
 	}
@@ -260,6 +261,16 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// keyColumn returns the column of key in mapping n.
+func keyColumn(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i].Column
+		}
+	}
+	return n.Column
+}
+
 // seqItems returns the items of sequence n, or nil.
 func seqItems(n *yaml.Node) []*yaml.Node {
 	if n == nil || n.Kind != yaml.SequenceNode {
@@ -343,8 +354,13 @@ func (l *loader) rules(n *yaml.Node) []RuleConfig {
 		l.decode(item, &r)
 		if w := mapValue(item, "when"); w != nil {
 			r.WhenLine, r.WhenCol = w.Line, w.Column
-			if w.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
+			switch {
+			case w.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0:
 				r.WhenCol++ // the expression starts after the quote
+			case w.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+				// A block scalar starts on the next line, indented below its key.
+				r.WhenLine++
+				r.WhenCol = keyColumn(item, "when") + 2
 			}
 		}
 		r.Actions = nil

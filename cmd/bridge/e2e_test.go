@@ -320,6 +320,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 		stored[ev.Source+"/"+ev.ID]++
 	}
+	t.Logf("stored %d events, %d acknowledged", len(stored), len(acked))
 	byID := map[string]int{}
 	for k, n := range stored {
 		if n != 1 {

@@ -61,7 +61,24 @@ func explain(w io.Writer, set *rules.Set, ev *bridge.Event) int {
 	b, _ := json.MarshalIndent(ev, "", "  ")
 	fmt.Fprintf(w, "Event:\n%s\n\nRules:\n", b)
 	for _, v := range set.Explain(ev) {
-		fmt.Fprintln(w, " ", v.String())
+		switch {
+		case v.Err != nil:
+			fmt.Fprintf(w, "  %-40s error (counts as not matching): %v\n", v.Rule, v.Err)
+		case v.Skipped:
+			fmt.Fprintf(w, "  %-40s skipped (an earlier rule has stop: true)\n", v.Rule)
+		case v.Matched:
+			fmt.Fprintf(w, "  %-40s MATCH\n", v.Rule)
+		default:
+			fmt.Fprintf(w, "  %-40s no match\n", v.Rule)
+		}
+		for _, a := range v.Actions {
+			if a.Err != nil {
+				fmt.Fprintf(w, "    -> %s: template error: %v\n", a.Sink, a.Err)
+				continue
+			}
+			fields, _ := json.MarshalIndent(a.Fields, "       ", "  ")
+			fmt.Fprintf(w, "    -> %s: %s\n", a.Sink, fields)
+		}
 	}
 	return 0
 }
