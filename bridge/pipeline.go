@@ -156,6 +156,7 @@ type runner struct {
 
 	mu       sync.Mutex
 	inflight map[int64]bool
+	busy     int // workers sending, or holding a batch
 }
 
 type job struct {
@@ -211,10 +212,6 @@ func (r *runner) schedule() {
 	log := r.p.log.With("sink", r.spec.Name)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	limit := r.max * r.spec.Concurrency
-	if limit > 2000 {
-		limit = 2000
-	}
 	for {
 		now := r.p.opt.Now()
 		r.mu.Lock()
@@ -222,7 +219,19 @@ func (r *runner) schedule() {
 		for id := range r.inflight {
 			skip[id] = true
 		}
+		idle := r.spec.Concurrency - r.busy
 		r.mu.Unlock()
+		// Read only as many as the idle workers can take now; a worker
+		// that finishes pokes the scheduler for more.
+		limit := min(idle*r.max, 2000)
+		if limit <= 0 {
+			select {
+			case <-r.quit:
+				return
+			case <-r.wake:
+				continue
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		ds, recs, nextAt, err := r.p.store.Due(ctx, r.spec.Name, now, limit, skip)
 		cancel()
@@ -274,6 +283,7 @@ func (r *runner) dispatch(ds []*Delivery, recs []*DeliveryRecord) bool {
 			r.inflight[ds[k].ID] = true
 			batch = append(batch, &job{d: ds[k], rec: recs[k]})
 		}
+		r.busy++
 		r.mu.Unlock()
 		select {
 		case r.jobs <- batch:
@@ -285,11 +295,14 @@ func (r *runner) dispatch(ds []*Delivery, recs []*DeliveryRecord) bool {
 	return true
 }
 
+// release forgets a batch that has been recorded (or was never sent) and
+// frees its worker slot.
 func (r *runner) release(batch []*job) {
 	r.mu.Lock()
 	for _, j := range batch {
 		delete(r.inflight, j.d.ID)
 	}
+	r.busy--
 	r.mu.Unlock()
 }
 

@@ -128,7 +128,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown source %q", name))
 		return
 	}
-	log := s.log.With("source", name, "remote", r.RemoteAddr)
+	// Attributes are given per call: a child logger per request would cost
+	// on the hot path even with debug logging off.
+	log := requestLog{s.log, name, r.RemoteAddr}
 	outcome := func(o string) { s.metrics.Webhooks.WithLabelValues(name, o).Inc() }
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -226,6 +228,26 @@ func (s *Server) allow(source string) (time.Duration, bool) {
 		return d, false
 	}
 	return 0, true
+}
+
+// requestLog logs one webhook's outcome with its source and remote address.
+type requestLog struct {
+	l              *slog.Logger
+	source, remote string
+}
+
+func (l requestLog) Debug(msg string, args ...any) {
+	if l.l.Enabled(context.Background(), slog.LevelDebug) {
+		l.l.Debug(msg, append([]any{"source", l.source, "remote", l.remote}, args...)...)
+	}
+}
+
+func (l requestLog) Warn(msg string, args ...any) {
+	l.l.Warn(msg, append([]any{"source", l.source, "remote", l.remote}, args...)...)
+}
+
+func (l requestLog) Error(msg string, args ...any) {
+	l.l.Error(msg, append([]any{"source", l.source, "remote", l.remote}, args...)...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -41,6 +41,8 @@ type Store struct {
 	once  sync.Once
 	stmts writerStmts
 
+	dueStmt, nextStmt *sql.Stmt // the schedulers' reads
+
 	// With sync: full, commits run at synchronous=NORMAL and syncer fsyncs
 	// the WAL file, acknowledging every batch committed before the fsync
 	// began: the ack still waits for the disk, but the writer goes on with
@@ -139,7 +141,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(4)
 	s := &Store{path: cfg.Path, wdb: wdb, rdb: rdb, ops: make(chan *writeOp, 1024), quit: make(chan struct{}), done: make(chan struct{}),
-		walSync: cfg.Sync != "normal", synced: make(chan []*writeOp, 4), syncerD: make(chan struct{})}
+		walSync: cfg.Sync != "normal", synced: make(chan []*writeOp), syncerD: make(chan struct{})}
 	if s.stmts.insertEvent, err = wdb.Prepare(`INSERT INTO events (source, id, vendor, type, time, received, severity, title, subject, raw)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`); err != nil {
 		s.closeDBs()
@@ -147,6 +149,16 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	if s.stmts.insertDelivery, err = wdb.Prepare(`INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, created, window_start, next_at, updated, last_error)
 		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.dueStmt, err = rdb.Prepare(`SELECT ` + deliveryCols + `, e.seq, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
+		FROM deliveries d JOIN events e ON e.seq = d.event_seq
+		WHERE d.sink = ? AND d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.nextStmt, err = rdb.Prepare(`SELECT MIN(next_at) FROM deliveries WHERE sink = ? AND status = 'pending' AND next_at > ?`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -576,38 +588,35 @@ func (s *Store) PendingCounts(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-// scanDue reads a delivery's columns followed by its event's.
-func scanDue(r scanner) (*DeliveryRecord, *Event, error) {
+// scanDue reads a delivery's columns followed by its event's; the event's
+// data is left in raw, to decode only for the deliveries that are kept.
+func scanDue(r scanner) (*DeliveryRecord, *Event, []byte, error) {
 	var d DeliveryRecord
 	var ev Event
 	var c, n, u, w, seq, t, rc int64
 	var action, raw []byte
 	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &d.eventSeq, &w,
 		&seq, &ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	d.Created, d.NextAt, d.Updated, d.windowFrom = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
 	d.Action = action
 	ev.Time, ev.Received = time.Unix(0, t).UTC(), time.Unix(0, rc).UTC()
-	ev.Data = dataOf(raw)
-	return &d, &ev, nil
+	return &d, &ev, raw, nil
 }
 
 // Due returns up to limit pending deliveries of sink that are due at now,
 // oldest due first, skipping the ids in skip (already in flight), each with
 // its event. It also returns when the next not-yet-due delivery is due.
 func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, skip map[int64]bool) ([]*Delivery, []*DeliveryRecord, time.Time, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+deliveryCols+`, e.seq, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
-		FROM deliveries d JOIN events e ON e.seq = d.event_seq
-		WHERE d.sink = ? AND d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?`,
-		sink, now.UnixNano(), limit+len(skip))
+	rows, err := s.dueStmt.QueryContext(ctx, sink, now.UnixNano(), limit+len(skip))
 	if err != nil {
 		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
 	}
 	var ds []*Delivery
 	var recs []*DeliveryRecord
 	for rows.Next() {
-		d, ev, err := scanDue(rows)
+		d, ev, raw, err := scanDue(rows)
 		if err != nil {
 			rows.Close()
 			return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
@@ -615,6 +624,7 @@ func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, 
 		if skip[d.ID] || len(ds) >= limit {
 			continue
 		}
+		ev.Data = dataOf(raw)
 		recs = append(recs, d)
 		ds = append(ds, &Delivery{ID: d.ID, Event: ev, Rule: d.Rule, Sink: d.Sink, Action: d.Action, Attempt: d.Attempts + 1})
 	}
@@ -623,8 +633,7 @@ func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, 
 		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
 	}
 	var next sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT MIN(next_at) FROM deliveries WHERE sink = ? AND status = 'pending' AND next_at > ?`,
-		sink, now.UnixNano()).Scan(&next); err != nil {
+	if err := s.nextStmt.QueryRowContext(ctx, sink, now.UnixNano()).Scan(&next); err != nil {
 		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
 	}
 	var nextAt time.Time
