@@ -52,6 +52,12 @@ type Options struct {
 	// otherwise).
 	Payload []byte
 	Timeout time.Duration // per request; DefaultTimeout when zero
+	// WatchFile, when set, is a file sink's output (one event JSON object a
+	// line) that the run tails to measure end-to-end latency: from each
+	// event's send time to its line appearing in the file. The run waits up
+	// to WatchWait (30 s when zero) after the last answer for the lines.
+	WatchFile string
+	WatchWait time.Duration
 }
 
 // Report is what a run measured.
@@ -65,6 +71,11 @@ type Report struct {
 	P50, P99, Max time.Duration
 	Statuses      map[int]int // answers by HTTP status; 0 counts transport errors (refused, timed out)
 	FirstErrors   []string    // the first few distinct errors, with the server's answer
+	// End to end, with Options.WatchFile: how many acknowledged events
+	// reached the file, and the latency percentiles from send to line.
+	Watched                bool
+	Delivered              int
+	E2EP50, E2EP99, E2EMax time.Duration
 }
 
 // result is one request's outcome.
@@ -73,6 +84,7 @@ type result struct {
 	status  int // 0: no HTTP answer
 	latency time.Duration
 	err     string
+	since   time.Time // when the event was sent (or scheduled)
 }
 
 // Run sends o.N events and reports what happened. When ctx ends early it
@@ -109,6 +121,13 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 
 	results := make([]result, o.N)
+	var w *watcher
+	if o.WatchFile != "" {
+		if w, err = newWatcher(o.WatchFile, "bench-"+runID+"-"); err != nil {
+			return Report{}, err
+		}
+		defer w.stop()
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	if o.Rate > 0 {
@@ -129,6 +148,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	wg.Wait()
 	rep := summarize(results, time.Since(start))
+	if w != nil {
+		w.finish(ctx, &rep, results, o.WatchWait)
+	}
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("loadgen: stopped after %d of %d events: %w", rep.Sent, o.N, err)
 	}
@@ -222,7 +244,7 @@ func (s *sender) post(ctx context.Context, i int, since time.Time) result {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	r := result{sent: true, status: resp.StatusCode, latency: time.Since(since)}
+	r := result{sent: true, status: resp.StatusCode, latency: time.Since(since), since: since}
 	if !ok {
 		r.err = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(strings.ToValidUTF8(string(answer), "")))
 	}
@@ -279,6 +301,10 @@ func (r Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "sent %d events in %s: %d acked (%.1f acks/s), %d errors\n",
 		r.Sent, roundDuration(r.Duration), r.Acked, rate, r.Errors)
 	fmt.Fprintf(w, "latency p50 %s, p99 %s, max %s\n", roundDuration(r.P50), roundDuration(r.P99), roundDuration(r.Max))
+	if r.Watched {
+		fmt.Fprintf(w, "end to end (sent to line in file): %d of %d acked events arrived; p50 %s, p99 %s, max %s\n",
+			r.Delivered, r.Acked, roundDuration(r.E2EP50), roundDuration(r.E2EP99), roundDuration(r.E2EMax))
+	}
 	codes := make([]int, 0, len(r.Statuses))
 	for c := range r.Statuses {
 		codes = append(codes, c)

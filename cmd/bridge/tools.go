@@ -119,6 +119,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	f.IntVar(conc, "C", 32, "requests in flight at most (shorthand)")
 	rate := f.Float64("rate", 0, "post at this many events per second (open loop); 0: as fast as the concurrency allows")
 	timeout := f.Duration("timeout", 10*time.Second, "per-request timeout")
+	watch := f.String("watch-file", "", "a file sink's output to tail: also report end-to-end latency, from send to line in the file")
 	pos, err := f.parse(args)
 	if err != nil {
 		return 2
@@ -133,7 +134,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	rep, err := loadgen.Run(context.Background(), loadgen.Options{URL: *url, Auth: af.auth(), N: *n, Concurrency: *conc,
-		Rate: *rate, Payload: payload, Timeout: *timeout})
+		Rate: *rate, Payload: payload, Timeout: *timeout, WatchFile: *watch})
 	if err != nil {
 		return fail(stderr, "bench: %v", err)
 	}
