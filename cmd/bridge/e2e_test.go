@@ -81,8 +81,7 @@ func (b *syncBuffer) String() string {
 func startBridge(t *testing.T, cfg, addr string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binPath, append([]string{"serve", "-c", cfg, "--log-level", "debug"}, extra...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd = newServeCmd(cfg, p.logs, extra...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +113,13 @@ func startBridge(t *testing.T, cfg, addr string, extra ...string) *proc {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// newServeCmd is `bridge serve -c cfg` at debug level, logging into logs.
+func newServeCmd(cfg string, logs io.Writer, extra ...string) *exec.Cmd {
+	cmd := exec.Command(binPath, append([]string{"serve", "-c", cfg, "--log-level", "debug"}, extra...)...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	return cmd
 }
 
 func (p *proc) kill(t *testing.T) {

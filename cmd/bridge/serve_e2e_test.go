@@ -1,0 +1,182 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReloadUnderLoad rewrites the config and sends SIGHUP while events are
+// being posted: every acknowledged event is stored once and delivered.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfg := e2eConfig(t, dir, addr, "")
+	p := startBridge(t, cfg, addr)
+	payloads := examplePayloads(t, 300)
+
+	stop := make(chan struct{})
+	var reloads sync.WaitGroup
+	reloads.Add(1)
+	go func() {
+		defer reloads.Done()
+		for i := 0; ; i++ {
+			extra := ""
+			if i%2 == 0 {
+				extra = fmt.Sprintf("  - name: extra-%d\n    when: vendor == \"antly\"\n    actions:\n      - sink: archive\n", i)
+			}
+			os.WriteFile(cfg, []byte(e2eConfigText(addr, extra)), 0o600)
+			p.cmd.Process.Signal(syscall.SIGHUP)
+			select {
+			case <-stop:
+				return
+			case <-time.After(40 * time.Millisecond):
+			}
+		}
+	}()
+	client := &http.Client{Timeout: 5 * time.Second}
+	acked := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan payload)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pl := range work {
+				status, ans, err := post(client, addr, pl)
+				if err != nil || status != 200 {
+					t.Errorf("post %s during reloads: %d %v %v", pl.id, status, ans, err)
+					continue
+				}
+				mu.Lock()
+				acked[ans["id"]] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, pl := range payloads {
+		work <- pl
+	}
+	close(work)
+	wg.Wait()
+	close(stop)
+	reloads.Wait()
+	if n := strings.Count(p.logs.String(), "config reloaded"); n < 3 {
+		t.Fatalf("only %d reloads happened during the run", n)
+	}
+	if strings.Contains(p.logs.String(), "reload refused") {
+		t.Errorf("a good config was refused:\n%s", p.logs.String())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		seen, _ := fileEvents(t, filepath.Join(dir, "out", "events.jsonl"))
+		missing := 0
+		for id := range acked {
+			if seen[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged events never reached the file", missing, len(acked))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _, _ := runCLI(t, "events", "-c", cfg, "--limit", "0", "--json")
+	if n := strings.Count(out, "\n"); n != len(acked) {
+		t.Errorf("%d events stored, %d acknowledged", n, len(acked))
+	}
+}
+
+// TestServeHTTPS serves with tls_cert and tls_key and takes a webhook over
+// HTTPS.
+func TestServeHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	addr := freePort(t)
+	certPEM, keyPEM := selfSigned(t)
+	os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
+	text := strings.Replace(e2eConfigText(addr, ""), "server:\n", "server:\n  tls_cert: cert.pem\n  tls_key: key.pem\n", 1)
+	cfg := filepath.Join(dir, "bridge.yaml")
+	os.WriteFile(cfg, []byte(text), 0o600)
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	p := &proc{addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = newServeCmd(cfg, p.logs)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get("https://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("HTTPS bridge not ready: %v\n%s", err, p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	body := []byte(`{"id":"tls-1","type":"agent.error","data":{"agent_id":"a"}}`)
+	req, _ := http.NewRequest("POST", "https://"+addr+"/webhooks/sa", strings.NewReader(string(body)))
+	e2eAuth["sa"].Apply(req, body)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTPS webhook: %d", resp.StatusCode)
+	}
+	if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain HTTP served on an HTTPS listener")
+		}
+	}
+}
+
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bridge test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
