@@ -137,17 +137,6 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	if d, ok := s.allow(name); !ok {
-		outcome(OutcomeRateLimited)
-		secs := int(math.Ceil(d.Seconds()))
-		if secs < 1 {
-			secs = 1
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		log.Warn("webhook rate limited")
-		writeError(w, http.StatusTooManyRequests, "rate limit exceeded, retry later")
-		return
-	}
 	limit := rt.Config.Server.MaxBodyBytes
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -167,6 +156,19 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		outcome(OutcomeUnauthorized)
 		log.Warn("webhook unauthorized")
 		writeError(w, http.StatusUnauthorized, ErrUnauthorized.Error())
+		return
+	}
+	// The rate limit counts only authenticated requests, so forged traffic
+	// cannot use up a vendor's budget.
+	if d, ok := s.allow(name); !ok {
+		outcome(OutcomeRateLimited)
+		secs := int(math.Ceil(d.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		log.Warn("webhook rate limited")
+		writeError(w, http.StatusTooManyRequests, "rate limit exceeded, retry later")
 		return
 	}
 	received := s.now().UTC()

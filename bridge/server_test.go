@@ -181,6 +181,12 @@ func TestWebhookRateLimit(t *testing.T) {
 			t.Fatalf("request %d within the burst: %d %v", i, a.status, a.body)
 		}
 	}
+	// Forged requests are refused before the limit and do not use it up.
+	for i := 0; i < 3; i++ {
+		if a := ts.post(t, "POST", "/webhooks/limited", `{"event":"x"}`, map[string]string{"X-Antly-Token": "forged"}); a.status != 401 {
+			t.Fatalf("forged request: %d", a.status)
+		}
+	}
 	a := ts.post(t, "POST", "/webhooks/limited", `{"event":"profile.Customer:create","data":{"id":"c"}}`, h)
 	if a.status != 429 || a.header.Get("Retry-After") == "" {
 		t.Fatalf("over the limit: status %d, Retry-After %q", a.status, a.header.Get("Retry-After"))
