@@ -213,7 +213,23 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := Load(path, fakeTypes())
+		type result struct {
+			cfg *Config
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			cfg, err := Load(path, fakeTypes())
+			done <- result{cfg, err}
+		}()
+		var cfg *Config
+		var err error
+		select {
+		case r := <-done:
+			cfg, err = r.cfg, r.err
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Load did not finish in 5s on %q", data)
+		}
 		if err == nil && cfg == nil {
 			t.Fatal("no config and no error")
 		}
