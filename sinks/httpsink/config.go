@@ -3,19 +3,17 @@
 package httpsink
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/httpclient"
+	"bridge/sinks/internal/tlsconf"
 )
 
 // Defaults of an http sink, in one place.
@@ -68,8 +66,9 @@ type Config struct {
 	// BatchBytes is the largest request body; a larger batch is split into
 	// several requests (default 1 MiB).
 	BatchBytes int `yaml:"batch_bytes"`
-	// TLS says how to verify the server's certificate.
-	TLS TLSConfig `yaml:"tls"`
+	// TLS says how to verify the server's certificate and, with a client
+	// certificate, how the bridge proves who it is.
+	TLS tlsconf.Config `yaml:"tls"`
 }
 
 // DefaultConfig returns a config with every default filled in.
@@ -87,7 +86,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.URL == "" {
 		errs = append(errs, bridge.FieldError("url", "is required"))
-	} else if err := checkURL(c.URL); err != nil {
+	} else if err := httpclient.CheckURL(c.URL); err != nil {
 		errs = append(errs, bridge.FieldError("url", err.Error()))
 	}
 	names := make([]string, 0, len(c.Headers))
@@ -114,26 +113,11 @@ func (c *Config) Validate() error {
 	if c.BatchBytes < minBatchBytes {
 		errs = append(errs, bridge.FieldErrorf("batch_bytes", "must be at least %d", minBatchBytes))
 	}
-	errs = append(errs, c.TLS.validate("tls")...)
+	errs = append(errs, c.TLS.Validate())
 	return errors.Join(errs...)
 }
 
 func validFormat(f string) bool { return f == FormatJSON || f == FormatNDJSON }
-
-// checkURL checks that s is an absolute http or https URL.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("is not a URL")
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return fmt.Errorf("must start with https:// or http://")
-	}
-	if u.Host == "" {
-		return fmt.Errorf("has no host")
-	}
-	return nil
-}
 
 // Action is what a rule may set on an http action. No field is required.
 type Action struct {
@@ -162,59 +146,4 @@ func Type() bridge.SinkType {
 			return New(c, env)
 		},
 	}
-}
-
-// TLSConfig is the `tls:` section: how to verify the server and, with a
-// client certificate, how to prove who the bridge is. Relative paths are
-// relative to the config file.
-type TLSConfig struct {
-	// CAFile is a PEM bundle of the CAs to trust instead of the system's.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a client certificate and its key, PEM.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name the certificate must carry.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify turns certificate checks off (tests only).
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLSConfig) validate(prefix string) []error {
-	var errs []error
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, bridge.FieldError(prefix+".cert_file", "cert_file and key_file go together: set both or neither"))
-	}
-	return errs
-}
-
-// build returns the tls.Config the options describe, or nil for Go's
-// defaults. Relative paths are resolved with path.
-func (t TLSConfig) build(path func(string) string) (*tls.Config, error) {
-	if t == (TLSConfig{}) {
-		return nil, nil
-	}
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the operator asked for it, and is warned
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(path(t.CAFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(path(t.CertFile), path(t.KeyFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }

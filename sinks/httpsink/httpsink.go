@@ -1,27 +1,17 @@
 package httpsink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"bridge/bridge"
-)
-
-// Limits on what is read from an answer.
-const (
-	maxAnswerBytes = 64 << 10 // read for the error text
-	maxDrainBytes  = 1 << 20  // drained so the connection can be reused
-	maxMessageLen  = 512      // runes of the answer kept in an error
+	"bridge/sinks/internal/httpclient"
 )
 
 // Sink POSTs events to a URL. It implements bridge.Sink, bridge.BatchSink
@@ -38,8 +28,7 @@ type Sink struct {
 	shown   string // the URL as dry runs show it
 	headers http.Header
 	secrets []string // header values, kept out of error texts
-	ua      string
-	client  *http.Client
+	client  *httpclient.Client
 	log     *slog.Logger
 }
 
@@ -48,7 +37,8 @@ var _ bridge.DryRunner = (*Sink)(nil)
 
 // New builds an http sink from its validated config.
 func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
-	tc, err := cfg.TLS.build(env.Path)
+	shown := httpclient.RedactURL(cfg.URL)
+	client, err := httpclient.New(cfg.TLS, env, "http", shown)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
@@ -56,21 +46,13 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	tr.MaxIdleConnsPerHost = 16
 	s := &Sink{
 		cfg:     cfg,
 		url:     cfg.URL,
-		shown:   redactURL(cfg.URL),
+		shown:   shown,
 		headers: http.Header{},
-		ua:      userAgent(env.Version),
-		client: &http.Client{
-			Transport: tr,
-			// A redirect would drop the body or the headers: report it.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		log: log,
+		client:  client,
+		log:     log,
 	}
 	for k, v := range cfg.Headers {
 		s.headers.Set(k, v.Value())
@@ -78,17 +60,7 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 			s.secrets = append(s.secrets, v.Value())
 		}
 	}
-	if cfg.TLS.InsecureSkipVerify {
-		log.Warn("http: TLS certificate verification is off (tls.insecure_skip_verify); anyone on the path can read the events and the headers", "url", s.shown)
-	}
 	return s, nil
-}
-
-func userAgent(version string) string {
-	if version == "" {
-		return "bridge"
-	}
-	return "bridge/" + version
 }
 
 // BatchLimits returns batch_size and batch_wait with batch on, else one
@@ -137,7 +109,8 @@ func (s *Sink) SendBatch(ctx context.Context, ds []*bridge.Delivery) []error {
 			}
 			continue
 		}
-		chunks = append(chunks, split(g, s.cfg.BatchBytes)...)
+		// Two bytes for a JSON array's brackets, counted for ndjson too.
+		chunks = append(chunks, httpclient.Split(g, s.cfg.BatchBytes, 2, bodySize)...)
 	}
 	for n, chunk := range chunks {
 		if err := s.sendChunk(ctx, chunk, errs); err != nil {
@@ -154,24 +127,8 @@ func (s *Sink) SendBatch(ctx context.Context, ds []*bridge.Delivery) []error {
 	return errs
 }
 
-// split cuts items into runs whose bodies add up to at most max bytes; an
-// item larger than max goes alone.
-func split(items []item, max int) [][]item {
-	var out [][]item
-	start, size := 0, 2
-	for i, it := range items {
-		n := len(it.body) + 1
-		if i > start && size+n > max {
-			out = append(out, items[start:i])
-			start, size = i, 2
-		}
-		size += n
-	}
-	if start < len(items) {
-		out = append(out, items[start:])
-	}
-	return out
-}
+// bodySize is the size of an item's encoded event.
+func bodySize(it item) int { return len(it.body) }
 
 // sendChunk posts items in one request and records each item's outcome in
 // errs. It returns the error when it was retryable, so the caller can hold
@@ -231,26 +188,19 @@ func (s *Sink) body(items []item) []byte {
 // post sends items in one request and returns the HTTP status (0 when no
 // answer came) and the classified error.
 func (s *Sink) post(ctx context.Context, items []item) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(s.body(items)))
+	header := s.headers.Clone()
+	if header.Get("Content-Type") == "" {
+		header.Set("Content-Type", contentType(items[0].format))
+	}
+	a, err := s.client.Post(ctx, s.url, header, s.body(items))
 	if err != nil {
-		return 0, bridge.Permanent(fmt.Errorf("http: build request: %w", err))
+		return 0, fmt.Errorf("http: %w", err)
 	}
-	req.Header = s.headers.Clone()
-	if req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", contentType(items[0].format))
+	// Keep the header values out of the error even if an answer echoes them.
+	if err := bridge.HTTPStatusError(a.Status, a.Header, httpclient.TrimText(a.Body, s.secrets...)); err != nil {
+		return a.Status, fmt.Errorf("http: %w", err)
 	}
-	req.Header.Set("User-Agent", s.ua)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("http: post: %w", stripURL(err))
-	}
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-	_ = resp.Body.Close()
-	if err := bridge.HTTPStatusError(resp.StatusCode, resp.Header, s.trimText(answer)); err != nil {
-		return resp.StatusCode, fmt.Errorf("http: %w", err)
-	}
-	return resp.StatusCode, nil
+	return a.Status, nil
 }
 
 func contentType(format string) string {
@@ -258,21 +208,6 @@ func contentType(format string) string {
 		return "application/x-ndjson"
 	}
 	return "application/json"
-}
-
-// trimText makes an answer body fit an error: valid UTF-8, one line, cut to
-// maxMessageLen runes, and no header value in it.
-func (s *Sink) trimText(b []byte) string {
-	t := strings.ToValidUTF8(string(b), "\uFFFD")
-	for _, v := range s.secrets {
-		t = strings.ReplaceAll(t, v, bridge.Secret(v).String())
-	}
-	t = strings.Join(strings.Fields(t), " ")
-	if utf8.RuneCountInString(t) > maxMessageLen {
-		r := []rune(t)
-		t = string(r[:maxMessageLen]) + "…"
-	}
-	return t
 }
 
 // encode builds the JSON object of one delivery.
@@ -319,38 +254,4 @@ func (s *Sink) DryRun(_ context.Context, d *bridge.Delivery) (string, error) {
 func (s *Sink) Close(context.Context) error {
 	s.client.CloseIdleConnections()
 	return nil
-}
-
-// stripURL drops the URL from a client error: the error says what went
-// wrong, and a URL may carry credentials in its query.
-func stripURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// redactURL returns u with user info and query values hidden, for logs
-// and dry runs.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<invalid url>"
-	}
-	var b strings.Builder
-	b.WriteString(u.Scheme + "://")
-	if u.User != nil {
-		b.WriteString("<secret>@")
-	}
-	b.WriteString(u.Host + u.EscapedPath())
-	if u.RawQuery != "" {
-		keys := make([]string, 0, len(u.Query()))
-		for k := range u.Query() {
-			keys = append(keys, k+"=<secret>")
-		}
-		sort.Strings(keys)
-		b.WriteString("?" + strings.Join(keys, "&"))
-	}
-	return b.String()
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/httpclient"
 )
 
 const testSecret = "Bearer SECRET-collector-token-42"
@@ -326,7 +327,7 @@ func TestLongBodyIsTrimmed(t *testing.T) {
 		t.Fatalf("err = %v, want permanent", err)
 	}
 	msg := strings.TrimPrefix(err.Error(), "http: HTTP 422: ")
-	if n := len([]rune(msg)); n != maxMessageLen+1 || !strings.HasSuffix(msg, "…") {
+	if n := len([]rune(msg)); n != httpclient.MaxMessageLen+1 || !strings.HasSuffix(msg, "…") {
 		t.Errorf("message of %d runes: %.40q…", n, msg)
 	}
 }

@@ -3,16 +3,15 @@
 package splunk
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/httpclient"
+	"bridge/sinks/internal/tlsconf"
 )
 
 // Defaults of a splunk_hec sink, in one place.
@@ -50,8 +49,9 @@ type Config struct {
 	// Format is what the envelope's event carries; only json (the event's
 	// JSON object) today.
 	Format string `yaml:"format"`
-	// TLS says how to verify the collector's certificate.
-	TLS TLSConfig `yaml:"tls"`
+	// TLS says how to verify the collector's certificate and, with a client
+	// certificate, how the bridge proves who it is.
+	TLS tlsconf.Config `yaml:"tls"`
 	// BatchSize is the most events one batch carries (default 500).
 	BatchSize int `yaml:"batch_size"`
 	// BatchWait is how long the pipeline may wait for a batch to fill
@@ -78,7 +78,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.URL == "" {
 		errs = append(errs, bridge.FieldError("url", "is required (the collector's base URL, e.g. https://splunk.example:8088)"))
-	} else if err := checkURL(c.URL); err != nil {
+	} else if err := httpclient.CheckURL(c.URL); err != nil {
 		errs = append(errs, bridge.FieldError("url", err.Error()))
 	}
 	if c.Token == "" {
@@ -93,7 +93,7 @@ func (c *Config) Validate() error {
 	if c.BatchBytes < minBatchBytes {
 		errs = append(errs, bridge.FieldErrorf("batch_bytes", "must be at least %d", minBatchBytes))
 	}
-	errs = append(errs, c.TLS.validate("tls")...)
+	errs = append(errs, c.TLS.Validate())
 	return errors.Join(errs...)
 }
 
@@ -109,21 +109,6 @@ func (c *Config) endpoint() string {
 	u.Path = strings.TrimRight(u.Path, "/") + "/services/collector/event"
 	u.RawPath = ""
 	return u.String()
-}
-
-// checkURL checks that s is an absolute http or https URL.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("is not a URL")
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return fmt.Errorf("must start with https:// or http://")
-	}
-	if u.Host == "" {
-		return fmt.Errorf("has no host")
-	}
-	return nil
 }
 
 // Action is what a rule may set on a splunk_hec action. No field is
@@ -160,59 +145,4 @@ func Type() bridge.SinkType {
 			return New(c, env)
 		},
 	}
-}
-
-// TLSConfig is the `tls:` section: how to verify the collector and, with a
-// client certificate, how to prove who the bridge is. Relative paths are
-// relative to the config file.
-type TLSConfig struct {
-	// CAFile is a PEM bundle of the CAs to trust instead of the system's.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a client certificate and its key, PEM.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name the certificate must carry.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify turns certificate checks off (tests only).
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLSConfig) validate(prefix string) []error {
-	var errs []error
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, bridge.FieldError(prefix+".cert_file", "cert_file and key_file go together: set both or neither"))
-	}
-	return errs
-}
-
-// build returns the tls.Config the options describe, or nil for Go's
-// defaults. Relative paths are resolved with path.
-func (t TLSConfig) build(path func(string) string) (*tls.Config, error) {
-	if t == (TLSConfig{}) {
-		return nil, nil
-	}
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the operator asked for it, and is warned
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(path(t.CAFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(path(t.CertFile), path(t.KeyFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }

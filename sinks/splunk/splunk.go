@@ -1,34 +1,23 @@
 package splunk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/httpclient"
 )
 
-// Limits on what is read from an answer.
-const (
-	maxAnswerBytes = 64 << 10 // read for the error text
-	maxDrainBytes  = 1 << 20  // drained so the connection can be reused
-	maxMessageLen  = 512      // runes of a non-Splunk body kept in an error
-	// maxResends bounds how many times one SendBatch resends the rest of a
-	// request after Splunk refused one of its events.
-	maxResends = 8
-)
+// maxResends bounds how many times one SendBatch resends the rest of a
+// request after Splunk refused one of its events.
+const maxResends = 8
 
 // codeIncorrectIndex is Splunk's answer code for an index the token may not
 // write to.
@@ -52,8 +41,7 @@ type Sink struct {
 	shown    string // the endpoint as logs and dry runs show it
 	auth     string
 	host     string
-	ua       string
-	client   *http.Client
+	client   *httpclient.Client
 	log      *slog.Logger
 }
 
@@ -62,7 +50,9 @@ var _ bridge.DryRunner = (*Sink)(nil)
 
 // New builds a splunk_hec sink from its validated config.
 func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
-	tc, err := cfg.TLS.build(env.Path)
+	endpoint := cfg.endpoint()
+	shown := httpclient.RedactURL(endpoint)
+	client, err := httpclient.New(cfg.TLS, env, "splunk_hec", shown)
 	if err != nil {
 		return nil, fmt.Errorf("splunk_hec: %w", err)
 	}
@@ -74,34 +64,15 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	tr.MaxIdleConnsPerHost = 16
-	s := &Sink{
+	return &Sink{
 		cfg:      cfg,
-		endpoint: cfg.endpoint(),
+		endpoint: endpoint,
+		shown:    shown,
 		auth:     "Splunk " + cfg.Token.Value(),
 		host:     host,
-		ua:       userAgent(env.Version),
-		client: &http.Client{
-			Transport: tr,
-			// A redirect would lose the body or the token: report it instead.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		log: log,
-	}
-	s.shown = redactURL(s.endpoint)
-	if cfg.TLS.InsecureSkipVerify {
-		log.Warn("splunk_hec: TLS certificate verification is off (tls.insecure_skip_verify); anyone on the path can read the events and the token", "url", s.shown)
-	}
-	return s, nil
-}
-
-func userAgent(version string) string {
-	if version == "" {
-		return "bridge"
-	}
-	return "bridge/" + version
+		client:   client,
+		log:      log,
+	}, nil
 }
 
 // BatchLimits returns batch_size and batch_wait.
@@ -129,7 +100,7 @@ func (s *Sink) SendBatch(ctx context.Context, ds []*bridge.Delivery) []error {
 		items = append(items, item{pos: i, index: index, body: body})
 	}
 	budget := maxResends
-	chunks := split(items, s.cfg.BatchBytes)
+	chunks := httpclient.Split(items, s.cfg.BatchBytes, 0, bodySize)
 	for n, chunk := range chunks {
 		if err := s.sendChunk(ctx, chunk, errs, &budget); err != nil {
 			// Splunk is busy or unreachable: do not press the rest of the
@@ -152,24 +123,8 @@ type item struct {
 	body  []byte
 }
 
-// split cuts items into runs whose bodies add up to at most max bytes; an
-// item larger than max goes alone.
-func split(items []item, max int) [][]item {
-	var out [][]item
-	start, size := 0, 0
-	for i, it := range items {
-		n := len(it.body) + 1
-		if i > start && size+n > max {
-			out = append(out, items[start:i])
-			start, size = i, 0
-		}
-		size += n
-	}
-	if start < len(items) {
-		out = append(out, items[start:])
-	}
-	return out
-}
+// bodySize is the size of an item's envelope.
+func bodySize(it item) int { return len(it.body) }
 
 // sendChunk posts items in one request and records each item's outcome in
 // errs. It returns the error when it was retryable (nothing was refused on
@@ -236,28 +191,18 @@ func (s *Sink) post(ctx context.Context, items []item) (status, invalid int, err
 		body = append(body, it.body...)
 		body = append(body, '\n')
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return 0, -1, bridge.Permanent(fmt.Errorf("splunk_hec: build request: %w", err))
-	}
+	header := http.Header{"Content-Type": {"application/json"}}
 	if s.cfg.Token != "" {
-		req.Header.Set("Authorization", s.auth)
+		header.Set("Authorization", s.auth)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", s.ua)
-	resp, err := s.client.Do(req)
+	a, err := s.client.Post(ctx, s.endpoint, header, body)
 	if err != nil {
-		return 0, -1, fmt.Errorf("splunk_hec: post: %w", stripURL(err))
+		return 0, -1, fmt.Errorf("splunk_hec: %w", err)
 	}
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-	_ = resp.Body.Close()
-	if tok := s.cfg.Token.Value(); tok != "" {
-		// Keep the token out of the error even if an answer echoes it.
-		answer = bytes.ReplaceAll(answer, []byte(tok), []byte(s.cfg.Token.String()))
-	}
-	invalid, err = answerError(resp.StatusCode, resp.Header, answer)
-	return resp.StatusCode, invalid, err
+	// Keep the token out of the error even if an answer echoes it.
+	answer := httpclient.Redact(a.Body, s.cfg.Token.Value())
+	invalid, err = answerError(a.Status, a.Header, answer)
+	return a.Status, invalid, err
 }
 
 // hecAnswer is the JSON body of every HEC answer.
@@ -309,25 +254,13 @@ func answerError(status int, header http.Header, body []byte) (int, error) {
 			invalid = *a.InvalidEvent
 		}
 	} else {
-		msg = trimText(body)
+		msg = httpclient.TrimText(body)
 	}
 	err := fmt.Errorf("splunk_hec: %w", bridge.HTTPStatusError(status, header, msg))
 	if code >= 0 {
 		err = &codeError{err: err, code: code}
 	}
 	return invalid, err
-}
-
-// trimText makes an answer body fit an error: valid UTF-8, one line, cut to
-// maxMessageLen runes.
-func trimText(b []byte) string {
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) > maxMessageLen {
-		r := []rune(s)
-		s = string(r[:maxMessageLen]) + "…"
-	}
-	return s
 }
 
 // encode builds the envelope of one delivery and returns it with its index.
@@ -420,38 +353,4 @@ func (s *Sink) DryRun(_ context.Context, d *bridge.Delivery) (string, error) {
 func (s *Sink) Close(context.Context) error {
 	s.client.CloseIdleConnections()
 	return nil
-}
-
-// stripURL drops the URL from a client error: the error says what went
-// wrong, and a URL may carry credentials in its query.
-func stripURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// redactURL returns u with user info and query values hidden, for logs
-// and dry runs.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<invalid url>"
-	}
-	var b strings.Builder
-	b.WriteString(u.Scheme + "://")
-	if u.User != nil {
-		b.WriteString("<secret>@")
-	}
-	b.WriteString(u.Host + u.EscapedPath())
-	if u.RawQuery != "" {
-		keys := make([]string, 0, len(u.Query()))
-		for k := range u.Query() {
-			keys = append(keys, k+"=<secret>")
-		}
-		sort.Strings(keys)
-		b.WriteString("?" + strings.Join(keys, "&"))
-	}
-	return b.String()
 }

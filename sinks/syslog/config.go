@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/tlsconf"
 )
 
 // Networks, formats and defaults of the syslog sink.
@@ -59,28 +60,11 @@ type Config struct {
 	BOM bool `yaml:"bom"`
 	// BatchSize is how many deliveries one write may carry.
 	BatchSize int `yaml:"batch_size"`
-	// TLS configures network tls.
-	TLS TLSConfig `yaml:"tls"`
+	// TLS configures network tls (RFC 5425): how to verify the receiver
+	// and, with a client certificate, how the bridge proves who it is. An
+	// empty server_name means the host part of the address.
+	TLS tlsconf.Config `yaml:"tls"`
 }
-
-// TLSConfig is the `tls:` section of a syslog sink (RFC 5425). Relative paths
-// are relative to the config file's directory.
-type TLSConfig struct {
-	// CAFile is a PEM bundle of the CAs that may sign the receiver's
-	// certificate; empty means the system's roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the client certificate and its key, for
-	// receivers that authenticate senders.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName is the name checked in the receiver's certificate; empty
-	// means the host part of the address.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any certificate. For tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
 
 // NewConfig returns a config with the defaults filled in.
 func NewConfig() *Config {
@@ -128,12 +112,10 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 1 {
 		errs = append(errs, bridge.FieldError("batch_size", "must be at least 1"))
 	}
-	if c.Network != NetworkTLS && !c.TLS.isZero() {
-		errs = append(errs, bridge.FieldError("tls", "is only used with network: tls"))
+	if c.Network != NetworkTLS && !c.TLS.IsZero() {
+		errs = append(errs, bridge.FieldError(tlsconf.Key, "is only used with network: tls"))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, bridge.FieldError("tls.cert_file", "cert_file and key_file go together: set both or neither"))
-	}
+	errs = append(errs, c.TLS.Validate())
 	return errors.Join(errs...)
 }
 

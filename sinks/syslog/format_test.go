@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/tlsconf"
 
 	"github.com/leodido/go-syslog/v4/rfc5424"
 	"gopkg.in/yaml.v3"
@@ -363,7 +364,7 @@ func TestConfigValidate(t *testing.T) {
 		{"udp", func(c *Config) { c.Network = NetworkUDP; c.MaxMessageSize = 65507 }, nil},
 		{"tls with files", func(c *Config) {
 			c.Network = NetworkTLS
-			c.TLS = TLSConfig{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", ServerName: "siem"}
+			c.TLS = tlsconf.Config{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", ServerName: "siem"}
 		}, nil},
 		{"named port", func(c *Config) { c.Address = "siem.example:syslog" }, nil},
 		{"facility number", func(c *Config) { c.Facility = "20" }, nil},

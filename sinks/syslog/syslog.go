@@ -25,7 +25,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -144,22 +143,18 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tc.InsecureSkipVerify {
-			log.Warn("syslog: tls.insecure_skip_verify is on: the receiver's certificate is not checked", "address", cfg.Address)
-		}
 		d := &tls.Dialer{Config: tc}
 		s.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", cfg.Address) }
 	}
 	return s, nil
 }
 
-// tlsConfig builds the client TLS config from the sink's tls section.
+// tlsConfig builds the client TLS config from the sink's tls section, with
+// the server name defaulting to the host part of the address.
 func tlsConfig(cfg *Config, env bridge.SinkEnv) (*tls.Config, error) {
-	t := cfg.TLS
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify,
+	tc, err := cfg.TLS.Build(env, "syslog", slog.String("address", cfg.Address))
+	if err != nil {
+		return nil, fmt.Errorf("syslog: %w", err)
 	}
 	if tc.ServerName == "" {
 		host, _, err := net.SplitHostPort(cfg.Address)
@@ -167,24 +162,6 @@ func tlsConfig(cfg *Config, env bridge.SinkEnv) (*tls.Config, error) {
 			return nil, fmt.Errorf("syslog: address: %w", err)
 		}
 		tc.ServerName = host
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(env.Path(t.CAFile))
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("syslog: tls.ca_file %s: no PEM certificate found", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(env.Path(t.CertFile), env.Path(t.KeyFile))
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls.cert_file and tls.key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
 }
