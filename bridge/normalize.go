@@ -245,22 +245,31 @@ func plural(n int64, word string) string {
 	return strconv.FormatInt(n, 10) + " " + word + "s"
 }
 
+// envelope decodes what every vendor's webhook shares: a JSON object with a
+// required id (unless idKey is empty: the vendor sends none), a required
+// type, and an optional data object.
+func envelope(body []byte, idKey, typeKey string) (m map[string]any, id, typ string, data map[string]any, err error) {
+	if m, err = decodeBody(body); err != nil {
+		return nil, "", "", nil, err
+	}
+	if idKey != "" {
+		if id, err = requiredString(m, idKey, maxIDBytes, true); err != nil {
+			return nil, "", "", nil, err
+		}
+	}
+	if typ, err = requiredString(m, typeKey, maxTypeBytes, false); err != nil {
+		return nil, "", "", nil, err
+	}
+	if data, err = dataObject(m); err != nil {
+		return nil, "", "", nil, err
+	}
+	return m, id, typ, data, nil
+}
+
 // normalizeAgility turns an AGILITY webhook into an Event. Required: id and
 // event_name. Time: created (no zone: UTC). Subject: data.analysis_id.
 func normalizeAgility(body []byte, received time.Time) (*Event, error) {
-	m, err := decodeBody(body)
-	if err != nil {
-		return nil, err
-	}
-	id, err := requiredString(m, "id", maxIDBytes, true)
-	if err != nil {
-		return nil, err
-	}
-	typ, err := requiredString(m, "event_name", maxTypeBytes, false)
-	if err != nil {
-		return nil, err
-	}
-	data, err := dataObject(m)
+	m, id, typ, data, err := envelope(body, "id", "event_name")
 	if err != nil {
 		return nil, err
 	}
@@ -364,19 +373,7 @@ func secureagenticsLabel(typ string) string {
 // data.agent_id. A test ping is an ordinary event of its own type (often not
 // one of the documented ones): it is accepted with severity info.
 func normalizeSecureagentics(body []byte, received time.Time) (*Event, error) {
-	m, err := decodeBody(body)
-	if err != nil {
-		return nil, err
-	}
-	id, err := requiredString(m, "id", maxIDBytes, true)
-	if err != nil {
-		return nil, err
-	}
-	typ, err := requiredString(m, "type", maxTypeBytes, false)
-	if err != nil {
-		return nil, err
-	}
-	data, err := dataObject(m)
+	m, id, typ, data, err := envelope(body, "id", "type")
 	if err != nil {
 		return nil, err
 	}
@@ -442,15 +439,7 @@ func secureagenticsTitle(typ string, data map[string]any) string {
 // the raw body: a retry of the same body is a duplicate. Time: timestamp.
 // Subject: data.id.
 func normalizeAntly(body []byte, received time.Time) (*Event, error) {
-	m, err := decodeBody(body)
-	if err != nil {
-		return nil, err
-	}
-	typ, err := requiredString(m, "event", maxTypeBytes, false)
-	if err != nil {
-		return nil, err
-	}
-	data, err := dataObject(m)
+	m, _, typ, data, err := envelope(body, "", "event")
 	if err != nil {
 		return nil, err
 	}

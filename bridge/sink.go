@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -114,4 +115,25 @@ type BatchSink interface {
 	// SendBatch makes one attempt at every delivery of ds and returns one
 	// error per delivery, in order (nil: delivered), classified as Send's.
 	SendBatch(ctx context.Context, ds []*Delivery) []error
+}
+
+// NewSinkType builds a SinkType from a sink package's typed constructors,
+// so no sink asserts its own config type: newConfig returns a zero config
+// with defaults, newAction a zero action, build the sink.
+func NewSinkType[C SinkConfig, A Action, S Sink](newConfig func() C, newAction func() A, build func(C, SinkEnv) (S, error)) SinkType {
+	return SinkType{
+		NewConfig: func() SinkConfig { return newConfig() },
+		NewAction: func() Action { return newAction() },
+		New: func(cfg SinkConfig, env SinkEnv) (Sink, error) {
+			c, ok := cfg.(C)
+			if !ok {
+				return nil, fmt.Errorf("sink config is %T, want %T", cfg, *new(C))
+			}
+			s, err := build(c, env)
+			if err != nil {
+				return nil, err // not s: a nil *T in a Sink is not a nil Sink
+			}
+			return s, nil
+		},
+	}
 }

@@ -4,7 +4,6 @@ package file
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
 	"bridge/bridge"
@@ -78,15 +77,5 @@ func (a *Action) Validate(bridge.SinkConfig) error {
 
 // Type returns the file sink type, for the map of sink types.
 func Type() bridge.SinkType {
-	return bridge.SinkType{
-		NewConfig: func() bridge.SinkConfig { return DefaultConfig() },
-		NewAction: func() bridge.Action { return &Action{} },
-		New: func(cfg bridge.SinkConfig, env bridge.SinkEnv) (bridge.Sink, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("file: config is %T, not *file.Config", cfg)
-			}
-			return New(c, env)
-		},
-	}
+	return bridge.NewSinkType(DefaultConfig, func() *Action { return &Action{} }, New)
 }

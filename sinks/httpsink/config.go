@@ -4,7 +4,6 @@ package httpsink
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -135,15 +134,5 @@ func (a *Action) Validate(bridge.SinkConfig) error {
 
 // Type returns the http sink type, for the map of sink types.
 func Type() bridge.SinkType {
-	return bridge.SinkType{
-		NewConfig: func() bridge.SinkConfig { return DefaultConfig() },
-		NewAction: func() bridge.Action { return &Action{} },
-		New: func(cfg bridge.SinkConfig, env bridge.SinkEnv) (bridge.Sink, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("http: config is %T, not *httpsink.Config", cfg)
-			}
-			return New(c, env)
-		},
-	}
+	return bridge.NewSinkType(DefaultConfig, func() *Action { return &Action{} }, New)
 }

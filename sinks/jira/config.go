@@ -64,17 +64,7 @@ const (
 
 // Type returns the jira sink type for the bridge's map of sink types.
 func Type() bridge.SinkType {
-	return bridge.SinkType{
-		NewConfig: func() bridge.SinkConfig { return DefaultConfig() },
-		NewAction: func() bridge.Action { return &Action{} },
-		New: func(cfg bridge.SinkConfig, env bridge.SinkEnv) (bridge.Sink, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("jira: config of type %T", cfg)
-			}
-			return New(c, env)
-		},
-	}
+	return bridge.NewSinkType(DefaultConfig, func() *Action { return &Action{} }, New)
 }
 
 // Config is a jira sink's own config (the keys of its `sinks:` entry besides

@@ -4,7 +4,6 @@ package splunk
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -134,15 +133,5 @@ func isTemplate(s string) bool { return strings.Contains(s, "{{") }
 
 // Type returns the splunk_hec sink type, for the map of sink types.
 func Type() bridge.SinkType {
-	return bridge.SinkType{
-		NewConfig: func() bridge.SinkConfig { return DefaultConfig() },
-		NewAction: func() bridge.Action { return &Action{} },
-		New: func(cfg bridge.SinkConfig, env bridge.SinkEnv) (bridge.Sink, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("splunk_hec: config is %T, not *splunk.Config", cfg)
-			}
-			return New(c, env)
-		},
-	}
+	return bridge.NewSinkType(DefaultConfig, func() *Action { return &Action{} }, New)
 }

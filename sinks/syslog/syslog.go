@@ -56,17 +56,7 @@ var ErrClosed = errors.New("syslog: sink closed")
 
 // Type returns the syslog sink type.
 func Type() bridge.SinkType {
-	return bridge.SinkType{
-		NewConfig: func() bridge.SinkConfig { return NewConfig() },
-		NewAction: func() bridge.Action { return &Action{} },
-		New: func(cfg bridge.SinkConfig, env bridge.SinkEnv) (bridge.Sink, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("syslog: config is %T, not *syslog.Config", cfg)
-			}
-			return New(c, env)
-		},
-	}
+	return bridge.NewSinkType(NewConfig, func() *Action { return &Action{} }, New)
 }
 
 // Sink writes deliveries to one syslog receiver. It is safe for concurrent
