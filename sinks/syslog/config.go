@@ -55,8 +55,9 @@ type Config struct {
 	// and TLS.
 	MaxMessageSize int `yaml:"max_message_size"`
 	// BOM starts MSG with the UTF-8 byte order mark, as RFC 5424 asks of a
-	// MSG encoded in UTF-8. Turn it off for collectors that expect MSG to
-	// begin with "{" or "CEF:".
+	// MSG encoded in UTF-8. Off by default: MSG is then exactly the JSON
+	// object or the CEF line, which is what JSON parsers (RFC 8259) and CEF
+	// collectors expect at its first byte.
 	BOM bool `yaml:"bom"`
 	// BatchSize is how many deliveries one write may carry.
 	BatchSize int `yaml:"batch_size"`
@@ -72,7 +73,7 @@ func NewConfig() *Config {
 		Network:   DefaultNetwork,
 		Format:    FormatJSON,
 		Facility:  DefaultFacility,
-		BOM:       true,
+		BOM:       false,
 		BatchSize: DefaultBatchSize,
 	}
 }

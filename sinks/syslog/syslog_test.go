@@ -146,7 +146,7 @@ func TestDeliver(t *testing.T) {
 				if strings.Contains(actions[i], "cef") {
 					format = FormatCEF
 				}
-				checkMessage(t, m.SyslogMessage, ev, format, testVersion, true)
+				checkMessage(t, m.SyslogMessage, ev, format, testVersion, false) // the default: no BOM
 				if *m.Hostname != "bridge-test" || *m.ProcID != strconv.Itoa(os.Getpid()) || *m.Facility != 16 {
 					t.Errorf("hostname %q procid %q facility %d", *m.Hostname, *m.ProcID, *m.Facility)
 				}
@@ -307,7 +307,7 @@ func TestUDPTruncation(t *testing.T) {
 			if got := (*m.StructuredData)[SDID]["id"]; got != "evt_big" {
 				t.Errorf("id %q", got)
 			}
-			if !strings.HasPrefix(*m.Message, bom+`{"id":"evt_big"`) {
+			if !strings.HasPrefix(*m.Message, `{"id":"evt_big"`) {
 				t.Errorf("MSG %q", (*m.Message)[:40])
 			}
 		})
