@@ -438,7 +438,8 @@ func (r *runner) outcome(j *job, result string, err error, now time.Time) Outcom
 	next := now.Add(delay)
 	if next.Sub(j.rec.windowFrom) > r.spec.Retry.MaxAge.D() {
 		count("failed")
-		msg = fmt.Sprintf("gave up after %d attempts in %s: %s", attempts, now.Sub(j.rec.windowFrom).Round(time.Second), msg)
+		msg = fmt.Sprintf("gave up after %d attempts in %s (the next, in %s, would be past retry.max_age %s): %s",
+			attempts, now.Sub(j.rec.windowFrom).Round(time.Second), delay.Round(time.Second), r.spec.Retry.MaxAge, msg)
 		log.Warn("delivery failed; its retry window ran out", "err", msg)
 		return Outcome{ID: j.d.ID, Status: StatusFailed, Error: msg, NextAt: now, At: now}
 	}

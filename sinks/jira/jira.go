@@ -66,6 +66,11 @@ type Sink struct {
 	recent []int // ids of issues this sink created lately, oldest first
 }
 
+// pendingRecheck is how often a delivery whose earlier create has an unknown
+// outcome searches again while search_lag lasts: it adopts the issue as
+// soon as search shows it, and creates only once search_lag has passed.
+const pendingRecheck = 5 * time.Second
+
 // New builds a jira sink from its validated config: one HTTP client with
 // the sink's timeout, authenticating with basic auth (user and API token) or
 // a bearer personal access token (token alone).
@@ -216,7 +221,7 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		if wait := rec.Pending.Add(s.lag).Sub(s.now()); wait > 0 {
 			return "", bridge.RetryAfter(fmt.Errorf(
 				"jira: create issue: an earlier create for this dedupe key (label %s) has an unknown outcome and search does not show it yet; not creating another before %s",
-				label, rec.Pending.Add(s.lag).UTC().Format(time.RFC3339)), wait)
+				label, rec.Pending.Add(s.lag).UTC().Format(time.RFC3339)), min(wait, pendingRecheck))
 		}
 	}
 
@@ -227,7 +232,7 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 	if err != nil {
 		var u *unknownOutcome
 		if errors.As(err, &u) {
-			return "", bridge.RetryAfter(fmt.Errorf("%w (the outcome is unknown: the next attempt searches for label %s first)", err, label), s.lag)
+			return "", bridge.RetryAfter(fmt.Errorf("%w (the outcome is unknown: the next attempt searches for label %s first)", err, label), min(s.lag, pendingRecheck))
 		}
 		if derr := s.state.Delete(context.WithoutCancel(ctx), sk); derr != nil {
 			s.log.Warn("jira: could not clear the marker of a failed create; the next attempt waits for search_lag", "label", label, "error", derr)

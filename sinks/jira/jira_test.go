@@ -476,14 +476,15 @@ func TestCreateWithUnknownOutcome(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		_, err := s.Send(ctx, d)
 		cancel()
-		if wait, ok := bridge.RetryDelay(err); !ok || wait != DefaultSearchLag || bridge.IsPermanent(err) {
+		// The next attempt searches again soon, not only after search_lag.
+		if wait, ok := bridge.RetryDelay(err); !ok || wait != pendingRecheck || bridge.IsPermanent(err) {
 			t.Fatalf("err %v", err)
 		}
 		// The retry and a restart must not create while search lags.
 		for _, sk := range []*Sink{s, h.sink()} {
 			h.clock.Advance(5 * time.Second)
 			_, err = sk.Send(context.Background(), d)
-			if wait, ok := bridge.RetryDelay(err); !ok || wait <= 0 || wait > DefaultSearchLag {
+			if wait, ok := bridge.RetryDelay(err); !ok || wait <= 0 || wait > pendingRecheck {
 				t.Fatalf("err %v", err)
 			}
 		}
