@@ -148,11 +148,12 @@ type runner struct {
 	max  int           // deliveries per attempt
 	wait time.Duration // how long a batch may gather
 
-	wake chan struct{}
-	quit chan struct{}
-	jobs chan []*job
-	done sync.WaitGroup // workers
-	sch  chan struct{}  // closed when the scheduler has stopped
+	wake  chan struct{} // new deliveries were stored
+	freed chan struct{} // a worker finished
+	quit  chan struct{}
+	jobs  chan []*job
+	done  sync.WaitGroup // workers
+	sch   chan struct{}  // closed when the scheduler has stopped
 
 	mu       sync.Mutex
 	inflight map[int64]bool
@@ -168,7 +169,7 @@ func newRunner(p *Pipeline, s SinkSpec) *runner {
 	if s.Concurrency < 1 {
 		s.Concurrency = 1
 	}
-	r := &runner{p: p, spec: s, max: 1, wake: make(chan struct{}, 1), quit: make(chan struct{}),
+	r := &runner{p: p, spec: s, max: 1, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1), quit: make(chan struct{}),
 		jobs: make(chan []*job), sch: make(chan struct{}), inflight: map[int64]bool{}}
 	if bs, ok := s.Sink.(BatchSink); ok {
 		r.max, r.wait = bs.BatchLimits()
@@ -219,23 +220,31 @@ func (r *runner) schedule() {
 		for id := range r.inflight {
 			skip[id] = true
 		}
-		idle := r.spec.Concurrency - r.busy
+		busy := r.busy
 		r.mu.Unlock()
 		// Read only as many as the idle workers can take now; a worker
 		// that finishes pokes the scheduler for more.
-		limit := min(idle*r.max, 2000)
+		limit := min((r.spec.Concurrency-busy)*r.max, 2000)
 		if limit <= 0 {
-			select {
-			case <-r.quit:
+			if !r.waitFreed(timer) {
 				return
-			case <-r.wake:
-				continue
 			}
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		ds, recs, nextAt, err := r.p.store.Due(ctx, r.spec.Name, now, limit, skip)
 		cancel()
 		wait := r.p.opt.Poll
+		if err == nil && r.max > 1 && busy > 0 && len(ds) < r.max {
+			// A batch sink with a batch in flight lets the next one grow
+			// until a worker is free, instead of sending each new delivery
+			// alone; full batches still go to idle workers, and a quiet
+			// bridge (nothing in flight) sends at once.
+			if !r.waitFreed(timer) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			log.Error("read due deliveries", "err", err)
 		} else if len(ds) > 0 && len(ds) < r.max && r.wait > 0 && now.Sub(recs[0].NextAt) < r.wait {
@@ -270,6 +279,20 @@ func (r *runner) schedule() {
 			}
 		}
 	}
+}
+
+// waitFreed waits until a worker finishes, or the poll interval passes. It
+// returns false when the runner is stopping.
+func (r *runner) waitFreed(timer *time.Timer) bool {
+	timer.Reset(r.p.opt.Poll)
+	defer timer.Stop()
+	select {
+	case <-r.quit:
+		return false
+	case <-r.freed:
+	case <-timer.C:
+	}
+	return true
 }
 
 // dispatch hands deliveries to the workers in batches of at most r.max. It
@@ -311,7 +334,10 @@ func (r *runner) worker() {
 	for batch := range r.jobs {
 		r.attempt(batch)
 		r.release(batch)
-		r.poke() // a slot is free: look for more work
+		select { // a slot is free: look for more work
+		case r.freed <- struct{}{}:
+		default:
+		}
 	}
 }
 

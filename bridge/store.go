@@ -60,6 +60,10 @@ type writeOp struct {
 	fn    func(tx *sql.Tx, w *writerStmts) error
 	sinks []string // sinks that get new pending deliveries from this op
 	done  chan error
+	// lazy ops are answered once committed, without waiting for the disk
+	// sync: losing one to a power cut only repeats work (a delivery
+	// outcome: the delivery is attempted again, as at-least-once allows).
+	lazy bool
 }
 
 // writerStmts are the prepared statements of the hot path, bound to the
@@ -67,6 +71,7 @@ type writeOp struct {
 type writerStmts struct {
 	insertEvent    *sql.Stmt
 	insertDelivery *sql.Stmt
+	record         *sql.Stmt
 }
 
 const schema = `
@@ -149,6 +154,11 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	if s.stmts.insertDelivery, err = wdb.Prepare(`INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, created, window_start, next_at, updated, last_error)
 		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.stmts.record, err = wdb.Prepare(`UPDATE deliveries SET status = ?, attempts = attempts + 1,
+		result = CASE WHEN ? != '' THEN ? ELSE result END, last_error = ?, next_at = ?, updated = ? WHERE id = ?`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -237,8 +247,19 @@ func (s *Store) commit(batch []*writeOp) {
 		batch[0].done <- err
 		return
 	}
-	// The syncer acknowledges; batch is reused by the writer, so hand a copy.
-	s.synced <- append([]*writeOp(nil), batch...)
+	// The syncer acknowledges what must be durable; batch is reused by the
+	// writer, so it gets a copy.
+	var durable []*writeOp
+	for _, op := range batch {
+		if op.lazy {
+			op.done <- nil
+		} else {
+			durable = append(durable, op)
+		}
+	}
+	if len(durable) > 0 {
+		s.synced <- durable
+	}
 }
 
 // syncer makes committed batches durable (with sync: full) and then
@@ -271,7 +292,7 @@ func (s *Store) syncer() {
 				wal, err = os.OpenFile(s.path+"-wal", os.O_RDWR, 0)
 			}
 			if err == nil {
-				err = wal.Sync()
+				err = dataSync(wal)
 			}
 			if err != nil {
 				err = fmt.Errorf("store: sync: %w", err)
@@ -301,7 +322,7 @@ func (s *Store) runTx(batch []*writeOp) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery)}
+	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery), record: tx.Stmt(s.stmts.record)}
 	for _, op := range batch {
 		if err := op.fn(tx, w); err != nil {
 			tx.Rollback()
@@ -314,9 +335,17 @@ func (s *Store) runTx(batch []*writeOp) error {
 	return nil
 }
 
-// write queues fn for the writer and waits for its commit.
+// write queues fn for the writer and waits for its commit to be durable.
 func (s *Store) write(ctx context.Context, sinks []string, fn func(tx *sql.Tx, w *writerStmts) error) error {
-	op := &writeOp{fn: fn, sinks: sinks, done: make(chan error, 1)}
+	return s.enqueue(ctx, &writeOp{fn: fn, sinks: sinks, done: make(chan error, 1)})
+}
+
+// writeLazy queues fn and waits for its commit, not for the disk sync.
+func (s *Store) writeLazy(ctx context.Context, fn func(tx *sql.Tx, w *writerStmts) error) error {
+	return s.enqueue(ctx, &writeOp{fn: fn, done: make(chan error, 1), lazy: true})
+}
+
+func (s *Store) enqueue(ctx context.Context, op *writeOp) error {
 	select {
 	case <-s.quit:
 		return ErrStoreClosed
@@ -398,7 +427,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // finished, with those deliveries. It returns how many events it deleted.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
-	err := s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+	err := s.writeLazy(ctx, func(tx *sql.Tx, _ *writerStmts) error {
 		c := cutoff.UnixNano()
 		if _, err := tx.Exec(`DELETE FROM deliveries WHERE status != 'pending' AND event_seq IN
 			(SELECT seq FROM events WHERE received < ?)`, c); err != nil {
@@ -653,13 +682,12 @@ type Outcome struct {
 	At     time.Time
 }
 
-// Record stores the outcomes of attempts, in one commit.
+// Record stores the outcomes of attempts, in one commit. It does not wait
+// for the disk sync: an outcome lost to a power cut means one more attempt.
 func (s *Store) Record(ctx context.Context, outs []Outcome) error {
-	return s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+	return s.writeLazy(ctx, func(tx *sql.Tx, w *writerStmts) error {
 		for _, o := range outs {
-			_, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, result = CASE WHEN ? != '' THEN ? ELSE result END,
-				last_error = ?, next_at = ?, updated = ? WHERE id = ?`,
-				o.Status, o.Result, o.Result, o.Error, o.NextAt.UnixNano(), o.At.UnixNano(), o.ID)
+			_, err := w.record.Exec(o.Status, o.Result, o.Result, o.Error, o.NextAt.UnixNano(), o.At.UnixNano(), o.ID)
 			if err != nil {
 				return fmt.Errorf("store: record delivery %d: %w", o.ID, err)
 			}

@@ -21,14 +21,14 @@ var errClosed = errors.New("file: sink is closed")
 // Sink appends events to a file, one JSON object per line. It implements
 // bridge.Sink, bridge.BatchSink and bridge.DryRunner.
 //
-// A batch is written with one write and made durable with one fsync, so
-// the cost of the fsync is shared by every event of the batch; the pipeline
-// does not wait for a batch to fill (group commit: events that arrive while
-// one batch is being synced form the next). Concurrent batches are
-// serialized, so lines never interleave. A write or fsync that fails is
-// undone (the file is cut back to where the batch began) and the batch is
-// retried. When the file is moved away (log rotation), the next batch opens
-// a new one at the configured path.
+// A batch is written with one write, under a lock, so lines never
+// interleave; then it waits for an fsync that covers it. One fsync runs at a
+// time and covers every line written before it began, so concurrent batches
+// share it (group commit) and the pipeline need not wait for a batch to
+// fill. A write that fails is cut back out of the file; an fsync that fails
+// cuts the file back to the last durable point and fails every batch
+// written since, for the pipeline to retry. When the file is moved away
+// (log rotation), the next batch opens a new one at the configured path.
 type Sink struct {
 	path  string
 	batch int
@@ -36,9 +36,13 @@ type Sink struct {
 	// sync makes the written lines durable; tests count calls through it.
 	sync func(*os.File) error
 
-	mu     sync.Mutex
-	f      *os.File
-	closed bool
+	mu      sync.Mutex // guards f, end, durable and closed
+	f       *os.File
+	end     int64 // where the next write goes
+	durable int64 // how much of f is known to be on disk
+	closed  bool
+
+	syncMu sync.Mutex // one fsync at a time
 }
 
 var _ bridge.BatchSink = (*Sink)(nil)
@@ -89,8 +93,12 @@ func (s *Sink) SendBatch(ctx context.Context, ds []*bridge.Delivery) []error {
 		return failAll(errs, fmt.Errorf("file: %w", err))
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.append(buf); err != nil {
+	f, end, err := s.write(buf)
+	s.mu.Unlock()
+	if err == nil {
+		err = s.syncThrough(f, end)
+	}
+	if err != nil {
 		return failAll(errs, err)
 	}
 	return errs
@@ -106,39 +114,63 @@ func failAll(errs []error, err error) []error {
 	return errs
 }
 
-// append writes buf at the end of the file and syncs it. On failure it
-// cuts the file back to its old end and closes it, so a retry starts clean.
-// The caller holds s.mu.
-func (s *Sink) append(buf []byte) error {
+// write appends buf to the file and returns the file and where the batch
+// ends. A failed write is cut back out. The caller holds s.mu.
+func (s *Sink) write(buf []byte) (*os.File, int64, error) {
 	if s.closed {
-		return errClosed
+		return nil, 0, errClosed
 	}
 	f, err := s.file()
 	if err != nil {
-		return err
-	}
-	end, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		s.drop()
-		return fmt.Errorf("file: %w", err)
+		return nil, 0, err
 	}
 	if _, err := f.Write(buf); err != nil {
-		s.undo(end)
-		return fmt.Errorf("file: %w", err)
+		if terr := f.Truncate(s.end); terr != nil {
+			s.log.Warn("file: could not remove a partly written batch; the file may hold a broken line", "path", s.path, "err", terr)
+		}
+		s.drop()
+		return nil, 0, fmt.Errorf("file: %w", err)
 	}
-	if err := s.sync(f); err != nil {
-		s.undo(end)
-		return fmt.Errorf("file: %w", err)
-	}
-	return nil
+	s.end += int64(len(buf))
+	return f, s.end, nil
 }
 
-// undo cuts the file back to end and closes it. The caller holds s.mu.
-func (s *Sink) undo(end int64) {
-	if err := s.f.Truncate(end); err != nil {
-		s.log.Warn("file: could not remove a partly written batch; the file may hold a broken line", "path", s.path, "err", err)
+// syncThrough returns once f is durable up to end: an fsync that began after
+// the batch was written covers it.
+func (s *Sink) syncThrough(f *os.File, end int64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	if s.f != f {
+		// The file was cut back or replaced before this batch was synced.
+		s.mu.Unlock()
+		return errors.New("file: the batch was written but could not be synced; it will be written again")
 	}
-	s.drop()
+	if s.durable >= end {
+		s.mu.Unlock()
+		return nil
+	}
+	target := s.end
+	s.mu.Unlock()
+
+	err := s.sync(f)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if s.f == f {
+			// Nothing past the last durable point can be trusted: cut it
+			// and fail every batch written since, so each is written again.
+			if terr := f.Truncate(s.durable); terr != nil {
+				s.log.Warn("file: could not cut back batches whose sync failed; they may be written twice", "path", s.path, "err", terr)
+			}
+			s.drop()
+		}
+		return fmt.Errorf("file: %w", err)
+	}
+	if s.f == f && target > s.durable {
+		s.durable = target
+	}
+	return nil
 }
 
 // drop closes the file, for the next batch to open it again.
@@ -175,7 +207,12 @@ func (s *Sink) file() (*os.File, error) {
 			return nil, fmt.Errorf("file: %w", err)
 		}
 	}
-	s.f = f
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	s.f, s.end, s.durable = f, end, end
 	return f, nil
 }
 

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package bridge
+
+import "os"
+
+// dataSync flushes f to disk.
+func dataSync(f *os.File) error { return f.Sync() }
