@@ -5,6 +5,7 @@ package file
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"bridge/bridge"
 )
@@ -13,6 +14,10 @@ import (
 const (
 	DefaultFormat    = FormatJSON
 	DefaultBatchSize = 1000
+	// DefaultSyncInterval spaces fsyncs out: on a disk shared with the
+	// store, frequent appends-and-fsyncs slow the store's own syncs, and so
+	// the webhook acknowledgements.
+	DefaultSyncInterval = 20 * time.Millisecond
 
 	// FormatJSON writes the event's JSON object on one line.
 	FormatJSON = "json"
@@ -36,11 +41,14 @@ type Config struct {
 	Format string `yaml:"format"`
 	// BatchSize is the most events written with one fsync (default 1000).
 	BatchSize int `yaml:"batch_size"`
+	// SyncInterval is the least time between two fsyncs (default 20ms);
+	// batches written meanwhile share the next one. 0: sync at once.
+	SyncInterval bridge.Duration `yaml:"sync_interval"`
 }
 
 // DefaultConfig returns a config with every default filled in.
 func DefaultConfig() *Config {
-	return &Config{Format: DefaultFormat, BatchSize: DefaultBatchSize}
+	return &Config{Format: DefaultFormat, BatchSize: DefaultBatchSize, SyncInterval: bridge.Duration(DefaultSyncInterval)}
 }
 
 // Validate reports every problem with the config, each pointing at its key.
@@ -57,6 +65,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
 		errs = append(errs, bridge.FieldErrorf("batch_size", "must be between 1 and %d", maxBatchSize))
+	}
+	if c.SyncInterval.D() > time.Second {
+		errs = append(errs, bridge.FieldErrorf("sync_interval", "%s is too long: every delivery waits for its fsync (at most 1s)", c.SyncInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -42,7 +42,9 @@ type Sink struct {
 	durable int64 // how much of f is known to be on disk
 	closed  bool
 
-	syncMu sync.Mutex // one fsync at a time
+	syncMu   sync.Mutex // one fsync at a time
+	lastSync time.Time  // when the last fsync began; guarded by syncMu
+	interval time.Duration
 }
 
 var _ bridge.BatchSink = (*Sink)(nil)
@@ -59,7 +61,7 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file: path: %w", err)
 	}
-	return &Sink{path: p, batch: cfg.BatchSize, log: log, sync: (*os.File).Sync}, nil
+	return &Sink{path: p, batch: cfg.BatchSize, log: log, sync: (*os.File).Sync, interval: cfg.SyncInterval.D()}, nil
 }
 
 // BatchLimits returns batch_size, and no wait: a quiet bridge is not taxed.
@@ -150,8 +152,20 @@ func (s *Sink) syncThrough(f *os.File, end int64) error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.mu.Unlock()
+	// Space fsyncs out: batches written meanwhile share the next one, so a
+	// busy sink makes fewer, larger fsyncs and leaves the disk to the store.
+	if wait := s.interval - time.Since(s.lastSync); wait > 0 {
+		time.Sleep(wait)
+	}
+	s.mu.Lock()
+	if s.f != f {
+		s.mu.Unlock()
+		return errors.New("file: the batch was written but could not be synced; it will be written again")
+	}
 	target := s.end
 	s.mu.Unlock()
+	s.lastSync = time.Now()
 
 	err := s.sync(f)
 	s.mu.Lock()

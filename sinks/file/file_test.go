@@ -493,3 +493,26 @@ func BenchmarkSendBatch(b *testing.B) {
 		}
 	}
 }
+
+// TestSyncInterval checks that fsyncs are spaced by sync_interval and that
+// batches written meanwhile share one.
+func TestSyncInterval(t *testing.T) {
+	s, syncs := newSink(t, "events.jsonl")
+	s.interval = 100 * time.Millisecond
+	start := time.Now()
+	noErrors(t, s.SendBatch(context.Background(), deliveries("a", 1)))
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() { noErrors(t, s.SendBatch(context.Background(), deliveries(fmt.Sprintf("b%d", i), 1))) })
+	}
+	wg.Wait()
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Errorf("two fsyncs within %s, want them 100ms apart", el)
+	}
+	if n := syncs.Load(); n < 2 || n > 3 {
+		t.Errorf("%d fsyncs for a batch and 5 concurrent ones, want 2 (or 3 if one came late)", n)
+	}
+	if got := len(readLines(t, s.path)); got != 6 {
+		t.Errorf("%d lines, want 6", got)
+	}
+}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -10,7 +11,7 @@ import (
 
 func TestConfigFromYAML(t *testing.T) {
 	var n yaml.Node
-	if err := yaml.Unmarshal([]byte("path: data/events.jsonl\nbatch_size: 50\n"), &n); err != nil {
+	if err := yaml.Unmarshal([]byte("path: data/events.jsonl\nbatch_size: 50\nsync_interval: 5ms\n"), &n); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -23,7 +24,7 @@ func TestConfigFromYAML(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if *cfg != (Config{Path: "data/events.jsonl", Format: "json", BatchSize: 50}) {
+	if *cfg != (Config{Path: "data/events.jsonl", Format: "json", BatchSize: 50, SyncInterval: bridge.Duration(5 * time.Millisecond)}) {
 		t.Errorf("config = %+v", cfg)
 	}
 }
