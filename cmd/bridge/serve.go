@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
+	raiseGOMAXPROCS()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -46,6 +48,21 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// minProcs is the fewest Ps serve runs with. The store's disk syscalls
+// (SQLite's writes, the WAL's fdatasync) block the thread that makes them
+// without the Go scheduler knowing at once; with a single P (a bridge given
+// one CPU) the webhook handlers then wait for each sync, batches stay at
+// one event, and latency grows to seconds under load. Spare Ps let the
+// handlers run while a thread waits on the disk; they cost nothing when idle.
+const minProcs = 4
+
+// raiseGOMAXPROCS applies minProcs unless GOMAXPROCS was set explicitly.
+func raiseGOMAXPROCS() {
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
+		runtime.GOMAXPROCS(minProcs)
+	}
 }
 
 // app is a running bridge.
