@@ -23,6 +23,7 @@ import (
 	"github.com/trivago/tgo/tcontainer"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/keylock"
 )
 
 // flavor is the kind of Jira the sink talks to, which decides the search
@@ -59,7 +60,7 @@ type Sink struct {
 	site   string // the site's address without a trailing slash
 	lag    time.Duration
 	now    func() time.Time
-	locks  keyLocks
+	locks  keylock.Locks // one delivery per dedupe key talks to Jira at a time
 
 	mu     sync.Mutex
 	flavor flavor
@@ -171,7 +172,7 @@ func (s *Sink) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
 	}
 	label := DedupeLabel(st.dedupeKey)
 	sk := stateKey(st.Project, label)
-	unlock, err := s.locks.lock(ctx, sk)
+	unlock, err := s.locks.Lock(ctx, sk)
 	if err != nil {
 		return "", fmt.Errorf("jira: wait for the other delivery of this dedupe key: %w", err)
 	}
@@ -652,45 +653,4 @@ func jqlQuote(s string) string {
 func hashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
-}
-
-// keyLocks lets one delivery per dedupe key talk to Jira at a time.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	ch    chan struct{}
-	users int
-}
-
-// lock waits for key's lock or ctx's end; the returned func releases it.
-func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = map[string]*keyLock{}
-	}
-	e := l.m[key]
-	if e == nil {
-		e = &keyLock{ch: make(chan struct{}, 1)}
-		l.m[key] = e
-	}
-	e.users++
-	l.mu.Unlock()
-	select {
-	case e.ch <- struct{}{}:
-		return func() { <-e.ch; l.release(key, e) }, nil
-	case <-ctx.Done():
-		l.release(key, e)
-		return nil, ctx.Err()
-	}
-}
-
-func (l *keyLocks) release(key string, e *keyLock) {
-	l.mu.Lock()
-	if e.users--; e.users == 0 {
-		delete(l.m, key)
-	}
-	l.mu.Unlock()
 }

@@ -17,6 +17,7 @@ import (
 	slackgo "github.com/slack-go/slack"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/keylock"
 )
 
 // Type describes the slack sink type for the config loader.
@@ -39,7 +40,7 @@ type Sink struct {
 	http    *http.Client
 	doer    *httpDoer
 	pace    *pacer
-	threads keyLocks
+	threads keylock.Locks // one first message per thread key at a time
 }
 
 // New builds a slack sink from its validated config.
@@ -169,7 +170,7 @@ func (s *Sink) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
 
 	// One delivery at a time per thread key finds out whether the thread
 	// exists, so concurrent deliveries cannot each start a thread.
-	unlock, err := s.threads.lock(ctx, m.threadKey)
+	unlock, err := s.threads.Lock(ctx, m.threadKey)
 	if err != nil {
 		return "", fmt.Errorf("slack: waiting for another message of the same thread: %w", err)
 	}
