@@ -55,14 +55,9 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 	auth := af.auth()
 	target := *url
 	if *source != "" {
-		l, err := loadConfig(f.config)
-		if err != nil {
-			printProblems(stderr, err)
-			return 1
-		}
-		src, ok := l.rt.Sources[*source]
-		if !ok {
-			return fail(stderr, "send: no source %q in %s", *source, f.config)
+		l, src, code := loadSource("send", f.config, *source, stderr)
+		if src == nil {
+			return code
 		}
 		auth = bridge.ClientAuthFor(src.Config())
 		if target == "" {
@@ -91,6 +86,21 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// loadSource loads the config and finds a source in it. When it cannot, it
+// has said why on stderr and returns a nil source and the exit code.
+func loadSource(cmd, path, name string, stderr io.Writer) (*loaded, *bridge.Source, int) {
+	l, err := loadConfig(path)
+	if err != nil {
+		printProblems(stderr, err)
+		return nil, nil, 1
+	}
+	src, ok := l.rt.Sources[name]
+	if !ok {
+		return nil, nil, fail(stderr, "%s: no source %q in %s (give --source NAME)", cmd, name, path)
+	}
+	return l, src, 0
 }
 
 // localURL is the base URL of the bridge that cfg describes, as seen from
@@ -158,21 +168,16 @@ func cmdAntly(args []string, stdout, stderr io.Writer) int {
 	if verb != "subscribe" && verb != "unsubscribe" && verb != "sync" {
 		return fail(stderr, "antly: unknown command %q (subscribe, unsubscribe or sync)", verb)
 	}
-	l, err := loadConfig(f.config)
-	if err != nil {
-		printProblems(stderr, err)
-		return 1
-	}
-	src, ok := l.rt.Sources[*source]
-	if !ok {
-		return fail(stderr, "antly: no source %q in %s (give --source NAME)", *source, f.config)
+	_, src, code := loadSource("antly", f.config, *source, stderr)
+	if src == nil {
+		return code
 	}
 	cfg := src.Config()
 	if cfg.Antly == nil {
 		return fail(stderr, "antly: source %q has no antly: section", *source)
 	}
 	client := &antly.Client{HTTP: &http.Client{Timeout: 30 * time.Second}}
-	code := 0
+	code = 0
 	for _, trig := range cfg.Antly.Triggers {
 		ctx := context.Background()
 		var err error
