@@ -56,7 +56,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // one CPU) the webhook handlers then wait for each sync, batches stay at
 // one event, and latency grows to seconds under load. Spare Ps let the
 // handlers run while a thread waits on the disk; they cost nothing when idle.
-const minProcs = 4
+const minProcs = 2
 
 // raiseGOMAXPROCS applies minProcs unless GOMAXPROCS was set explicitly.
 func raiseGOMAXPROCS() {
