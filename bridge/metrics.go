@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,19 @@ type Metrics struct {
 	DeliveryAttempts *prometheus.HistogramVec
 	ReloadSuccess    prometheus.Gauge
 	ReloadTime       prometheus.Gauge
+
+	pending *pendingCollector
+}
+
+// SetSinks names the configured sinks, so bridge_delivery_pending reads 0
+// for a sink with nothing pending instead of being absent.
+func (m *Metrics) SetSinks(names []string) {
+	if m.pending == nil {
+		return
+	}
+	m.pending.mu.Lock()
+	m.pending.names = append([]string(nil), names...)
+	m.pending.mu.Unlock()
 }
 
 // NewMetrics registers the bridge's metrics. pending, when not nil, is
@@ -68,8 +82,9 @@ func NewMetrics(pending func(ctx context.Context) (map[string]int, error)) *Metr
 	reg.MustRegister(m.Webhooks, m.RuleMatches, m.RuleErrors, m.Deliveries, m.DeliveryDuration, m.DeliveryAttempts,
 		m.ReloadSuccess, m.ReloadTime, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pending != nil {
-		reg.MustRegister(&pendingCollector{count: pending,
-			desc: prometheus.NewDesc("bridge_delivery_pending", "Deliveries waiting to be delivered, by sink.", []string{"sink"}, nil)})
+		m.pending = &pendingCollector{count: pending,
+			desc: prometheus.NewDesc("bridge_delivery_pending", "Deliveries waiting to be delivered, by sink.", []string{"sink"}, nil)}
+		reg.MustRegister(m.pending)
 	}
 	return m
 }
@@ -78,6 +93,9 @@ func NewMetrics(pending func(ctx context.Context) (map[string]int, error)) *Metr
 type pendingCollector struct {
 	count func(ctx context.Context) (map[string]int, error)
 	desc  *prometheus.Desc
+
+	mu    sync.Mutex
+	names []string // configured sinks: reported as 0 when none pending
 }
 
 func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
@@ -90,6 +108,13 @@ func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
+	c.mu.Lock()
+	for _, name := range c.names {
+		if _, ok := counts[name]; !ok {
+			counts[name] = 0
+		}
+	}
+	c.mu.Unlock()
 	for sink, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), sink)
 	}

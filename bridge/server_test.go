@@ -239,6 +239,10 @@ func TestHealthAndReady(t *testing.T) {
 	if !strings.Contains(string(b), "bridge_config_last_reload_successful") {
 		t.Errorf("metrics lack bridge_config_last_reload_successful")
 	}
+	ts.metrics.SetSinks([]string{"quiet"})
+	if got := testutil.CollectAndCount(ts.metrics.Registry, "bridge_delivery_pending"); got != 1 {
+		t.Errorf("%d bridge_delivery_pending series, want 1: a sink with nothing pending reads 0", got)
+	}
 	ts.store.Close()
 	ts.bridge.readyTTL = 0
 	resp, err = ts.Client().Get(ts.URL + "/readyz")

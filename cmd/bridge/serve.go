@@ -99,6 +99,7 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 		return err
 	}
 	a.pipeline.SetSinks(specs)
+	metrics.SetSinks(sinkNames(l.cfg))
 	a.server = bridge.NewServer(store, metrics, log)
 	a.server.SetRuntime(l.rt)
 	metrics.ReloadSuccess.Set(1)
@@ -160,6 +161,15 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 	return runErr
 }
 
+// sinkNames lists the configured sinks' names.
+func sinkNames(cfg *bridge.Config) []string {
+	names := make([]string, len(cfg.Sinks))
+	for i, s := range cfg.Sinks {
+		names[i] = s.Name
+	}
+	return names
+}
+
 // buildSinks builds the sinks of cfg that are new or changed; unchanged
 // running sinks are kept (their spec has no Sink).
 func (a *app) buildSinks(cfg *bridge.Config) ([]bridge.SinkSpec, error) {
@@ -206,6 +216,7 @@ func (a *app) reload(reason string) {
 		return
 	}
 	a.pipeline.SetSinks(specs)
+	a.metrics.SetSinks(sinkNames(l.cfg))
 	a.server.SetRuntime(l.rt)
 	if !reflect.DeepEqual(a.current.Server, l.cfg.Server) || !reflect.DeepEqual(a.current.Store, l.cfg.Store) {
 		a.log.Warn("server and store settings changed; they take effect at the next restart")
