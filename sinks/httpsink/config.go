@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"bridge/bridge"
 	"bridge/sinks/internal/httpclient"
@@ -18,9 +17,9 @@ import (
 // Defaults of an http sink, in one place.
 const (
 	DefaultFormat     = FormatJSON
-	DefaultBatchSize  = 500
-	DefaultBatchWait  = 500 * time.Millisecond
-	DefaultBatchBytes = 1 << 20
+	DefaultBatchSize  = httpclient.DefaultBatchSize
+	DefaultBatchWait  = httpclient.DefaultBatchWait
+	DefaultBatchBytes = httpclient.DefaultBatchBytes
 
 	// FormatJSON sends the event's JSON object, or with batch on a JSON
 	// array of them (Content-Type application/json).
@@ -29,8 +28,7 @@ const (
 	// (Content-Type application/x-ndjson).
 	FormatNDJSON = "ndjson"
 
-	maxBatchSize  = 10000
-	minBatchBytes = 4 << 10
+	minBatchBytes = httpclient.MinBatchBytes
 )
 
 // headerName matches an HTTP header name (an RFC 9110 token).
@@ -57,14 +55,8 @@ type Config struct {
 	// Batch sends several events per request: a JSON array, or with ndjson
 	// several lines. Off, every event is its own request.
 	Batch bool `yaml:"batch"`
-	// BatchSize is the most events one batch carries (default 500).
-	BatchSize int `yaml:"batch_size"`
-	// BatchWait is how long the pipeline may wait for a batch to fill
-	// (default 500ms).
-	BatchWait bridge.Duration `yaml:"batch_wait"`
-	// BatchBytes is the largest request body; a larger batch is split into
-	// several requests (default 1 MiB).
-	BatchBytes int `yaml:"batch_bytes"`
+	// Batching: batch_size, batch_wait and batch_bytes.
+	httpclient.Batching `yaml:",inline"`
 	// TLS says how to verify the server's certificate and, with a client
 	// certificate, how the bridge proves who it is.
 	TLS tlsconf.Config `yaml:"tls"`
@@ -73,10 +65,8 @@ type Config struct {
 // DefaultConfig returns a config with every default filled in.
 func DefaultConfig() *Config {
 	return &Config{
-		Format:     DefaultFormat,
-		BatchSize:  DefaultBatchSize,
-		BatchWait:  bridge.Duration(DefaultBatchWait),
-		BatchBytes: DefaultBatchBytes,
+		Format:   DefaultFormat,
+		Batching: httpclient.DefaultBatching(),
 	}
 }
 
@@ -106,12 +96,7 @@ func (c *Config) Validate() error {
 	if !validFormat(c.Format) {
 		errs = append(errs, bridge.FieldErrorf("format", "%q is not a format of the http sink (json or ndjson)", c.Format))
 	}
-	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
-		errs = append(errs, bridge.FieldErrorf("batch_size", "must be between 1 and %d", maxBatchSize))
-	}
-	if c.BatchBytes < minBatchBytes {
-		errs = append(errs, bridge.FieldErrorf("batch_bytes", "must be at least %d", minBatchBytes))
-	}
+	errs = append(errs, c.Batching.Validate())
 	errs = append(errs, c.TLS.Validate())
 	return errors.Join(errs...)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/url"
 	"strings"
-	"time"
 
 	"bridge/bridge"
 	"bridge/sinks/internal/httpclient"
@@ -16,18 +15,16 @@ import (
 // Defaults of a splunk_hec sink, in one place.
 const (
 	DefaultSourcetype = "_json"
-	DefaultBatchSize  = 500
-	DefaultBatchWait  = 500 * time.Millisecond
-	DefaultBatchBytes = 1 << 20
+	DefaultBatchSize  = httpclient.DefaultBatchSize
+	DefaultBatchWait  = httpclient.DefaultBatchWait
+	DefaultBatchBytes = httpclient.DefaultBatchBytes
 	DefaultFormat     = FormatJSON
 
 	// FormatJSON sends the event's JSON object as the envelope's "event".
 	FormatJSON = "json"
 
-	// maxBatchSize bounds batch_size: beyond it a batch only adds latency.
-	maxBatchSize = 10000
 	// minBatchBytes bounds batch_bytes from below: one event must fit.
-	minBatchBytes = 4 << 10
+	minBatchBytes = httpclient.MinBatchBytes
 )
 
 // Config is a splunk_hec sink's own config: where the collector is, the HEC
@@ -51,14 +48,8 @@ type Config struct {
 	// TLS says how to verify the collector's certificate and, with a client
 	// certificate, how the bridge proves who it is.
 	TLS tlsconf.Config `yaml:"tls"`
-	// BatchSize is the most events one batch carries (default 500).
-	BatchSize int `yaml:"batch_size"`
-	// BatchWait is how long the pipeline may wait for a batch to fill
-	// (default 500ms).
-	BatchWait bridge.Duration `yaml:"batch_wait"`
-	// BatchBytes is the largest request body; a larger batch is split into
-	// several requests (default 1 MiB).
-	BatchBytes int `yaml:"batch_bytes"`
+	// Batching: batch_size, batch_wait and batch_bytes.
+	httpclient.Batching `yaml:",inline"`
 }
 
 // DefaultConfig returns a config with every default filled in.
@@ -66,9 +57,7 @@ func DefaultConfig() *Config {
 	return &Config{
 		Sourcetype: DefaultSourcetype,
 		Format:     DefaultFormat,
-		BatchSize:  DefaultBatchSize,
-		BatchWait:  bridge.Duration(DefaultBatchWait),
-		BatchBytes: DefaultBatchBytes,
+		Batching:   httpclient.DefaultBatching(),
 	}
 }
 
@@ -86,12 +75,7 @@ func (c *Config) Validate() error {
 	if c.Format != FormatJSON {
 		errs = append(errs, bridge.FieldErrorf("format", "%q is not a format of splunk_hec (only json)", c.Format))
 	}
-	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
-		errs = append(errs, bridge.FieldErrorf("batch_size", "must be between 1 and %d", maxBatchSize))
-	}
-	if c.BatchBytes < minBatchBytes {
-		errs = append(errs, bridge.FieldErrorf("batch_bytes", "must be at least %d", minBatchBytes))
-	}
+	errs = append(errs, c.Batching.Validate())
 	errs = append(errs, c.TLS.Validate())
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/httpclient"
 	"bridge/sinks/internal/tlsconf"
 )
 
@@ -37,8 +38,8 @@ tls: {ca_file: ca.pem, insecure_skip_verify: false}
 		t.Fatal(err)
 	}
 	want := Config{URL: "https://splunk.example:8088", Token: "abc-123", Index: "security", Sourcetype: "bridge:event",
-		Host: "bridge-01", Format: "json", TLS: tlsconf.Config{CAFile: "ca.pem"}, BatchSize: 200,
-		BatchWait: bridge.Duration(250 * time.Millisecond), BatchBytes: 512 << 10}
+		Host: "bridge-01", Format: "json", TLS: tlsconf.Config{CAFile: "ca.pem"}, Batching: httpclient.Batching{BatchSize: 200,
+			BatchWait: bridge.Duration(250 * time.Millisecond), BatchBytes: 512 << 10}}
 	if *cfg != want {
 		t.Errorf("config = %+v\nwant %+v", *cfg, want)
 	}
