@@ -280,3 +280,20 @@ func FindKey(n *yaml.Node, path string) int {
 	}
 	return cur.Line
 }
+
+// SplitErrors returns the errors joined in err (errors.Join, nested joins
+// included), in order; nil for nil. Validate methods join their problems,
+// and the loader reports each one at its own line.
+func SplitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, SplitErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

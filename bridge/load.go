@@ -177,20 +177,7 @@ func cleanTypeMsg(msg string) string {
 // problemFromErr turns a Validate error into problems, pointing FieldErrors
 // at their key below node n and other errors at n itself.
 func (l *loader) problemFromErr(err error, n *yaml.Node, what string) {
-	if err == nil {
-		return
-	}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	for _, e := range errs {
-		if _, ok := e.(interface{ Unwrap() []error }); ok {
-			l.problemFromErr(e, n, what)
-			continue
-		}
+	for _, e := range SplitErrors(err) {
 		if field, msg, ok := AsFieldError(e); ok {
 			l.add(FindKey(n, field), "%s: %s: %s", what, field, msg)
 			continue

@@ -240,3 +240,17 @@ func FuzzLoad(f *testing.F) {
 		LoadStore(path)
 	})
 }
+
+func TestSplitErrors(t *testing.T) {
+	a, b, c := errors.New("a"), errors.New("b"), errors.New("c")
+	if got := SplitErrors(nil); got != nil {
+		t.Errorf("nil: %v", got)
+	}
+	if got := SplitErrors(a); len(got) != 1 || got[0] != a {
+		t.Errorf("single: %v", got)
+	}
+	got := SplitErrors(errors.Join(a, errors.Join(b, nil, c)))
+	if len(got) != 3 || got[0] != a || got[1] != b || got[2] != c {
+		t.Errorf("nested join: %v, want [a b c]", got)
+	}
+}

@@ -15,21 +15,13 @@ func sourceProblems(t *testing.T, cfg SourceConfig) []string {
 		return nil
 	}
 	var out []string
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		field, msg, ok := AsFieldError(err)
+	for _, e := range SplitErrors(err) {
+		field, msg, ok := AsFieldError(e)
 		if !ok {
-			t.Errorf("problem %q is not a FieldError", err)
+			t.Errorf("problem %q is not a FieldError", e)
 		}
 		out = append(out, field+": "+msg)
 	}
-	walk(err)
 	return out
 }
 

@@ -185,7 +185,7 @@ func compileActionConfig(label string, ac bridge.ActionConfig, sinks map[string]
 				add(p.line, "%s", p.msg)
 			}
 		} else if err := dec.Validate(info.Config); err != nil {
-			for _, e := range flatten(err) {
+			for _, e := range bridge.SplitErrors(err) {
 				if f, msg, ok := bridge.AsFieldError(e); ok {
 					add(bridge.FindKey(n, f), "%s: %s", f, msg)
 				} else {
@@ -222,18 +222,6 @@ func withMerged(n *yaml.Node) []*yaml.Node {
 		}
 	}
 	return out
-}
-
-// flatten splits an errors.Join into its errors.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // yamlProblems turns a decode error into problems at the lines yaml names.

@@ -447,21 +447,13 @@ func TestDryRun(t *testing.T) {
 func TestValidate(t *testing.T) {
 	fields := func(err error) []string {
 		var out []string
-		var walk func(error)
-		walk = func(err error) {
-			if j, ok := err.(interface{ Unwrap() []error }); ok {
-				for _, e := range j.Unwrap() {
-					walk(e)
-				}
-				return
-			}
-			if f, _, ok := bridge.AsFieldError(err); ok {
+		for _, e := range bridge.SplitErrors(err) {
+			if f, _, ok := bridge.AsFieldError(e); ok {
 				out = append(out, f)
-			} else if err != nil {
-				out = append(out, "?"+err.Error())
+			} else {
+				out = append(out, "?"+e.Error())
 			}
 		}
-		walk(err)
 		sort.Strings(out)
 		return out
 	}

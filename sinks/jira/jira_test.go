@@ -667,19 +667,11 @@ func fieldsOf(err error) []string {
 		return nil
 	}
 	var out []string
-	var walk func(error)
-	walk = func(e error) {
-		if m, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range m.Unwrap() {
-				walk(x)
-			}
-			return
-		}
+	for _, e := range bridge.SplitErrors(err) {
 		if f, _, ok := bridge.AsFieldError(e); ok {
 			out = append(out, f)
 		}
 	}
-	walk(err)
 	return out
 }
 

@@ -1,7 +1,6 @@
 package slack
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -16,12 +15,7 @@ func fieldErrors(err error) []string {
 		return nil
 	}
 	var out []string
-	var joined interface{ Unwrap() []error }
-	list := []error{err}
-	if errors.As(err, &joined) {
-		list = joined.Unwrap()
-	}
-	for _, e := range list {
+	for _, e := range bridge.SplitErrors(err) {
 		f, msg, ok := bridge.AsFieldError(e)
 		if !ok {
 			out = append(out, "?: "+e.Error())

@@ -431,14 +431,8 @@ func fieldsOf(err error) []string {
 	if err == nil {
 		return nil
 	}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
 	var out []string
-	for _, e := range errs {
+	for _, e := range bridge.SplitErrors(err) {
 		f, _, ok := bridge.AsFieldError(e)
 		if !ok {
 			f = "?" + e.Error()

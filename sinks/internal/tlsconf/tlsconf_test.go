@@ -109,7 +109,7 @@ func TestValidate(t *testing.T) {
 			if !ok || field != "tls.cert_file" || !strings.Contains(msg, tc.want) || !strings.Contains(msg, "set both or neither") {
 				t.Errorf("Validate = %v, want a field error at tls.cert_file saying %q", err, tc.want)
 			}
-			if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) != 1 {
+			if n := len(bridge.SplitErrors(err)); n != 1 {
 				t.Errorf("Validate = %v, want one problem", err)
 			}
 		})
