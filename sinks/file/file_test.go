@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 )
 
 func testEvent(id string, data map[string]any) *bridge.Event {
@@ -456,30 +457,7 @@ func BenchmarkSendBatch(b *testing.B) {
 			b.Run(fmt.Sprintf("batch=%d/conc=%d", size, conc), func(b *testing.B) {
 				s, syncs := newSink(b, "events.jsonl")
 				ds := deliveries("bench", size)
-				b.ReportAllocs()
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for w := range conc {
-					share := b.N / conc
-					if w == 0 {
-						share += b.N % conc
-					}
-					wg.Go(func() {
-						for share > 0 {
-							n := min(size, share)
-							for _, err := range s.SendBatch(context.Background(), ds[:n]) {
-								if err != nil {
-									b.Error(err)
-									return
-								}
-							}
-							share -= n
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				sinktest.DriveBatches(b, s, ds, size, conc)
 				b.ReportMetric(float64(syncs.Load())*10000/float64(b.N), "fsyncs/10k")
 			})
 		}

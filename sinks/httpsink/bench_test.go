@@ -3,10 +3,10 @@ package httpsink
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 )
 
 // sendAll sends ds in batches of the sink's BatchLimits, as the pipeline
@@ -46,30 +46,7 @@ func BenchmarkSendBatch(b *testing.B) {
 				c.keep = false
 				s := newSink(b, c.URL, func(c *Config) { c.Batch = size > 1; c.BatchSize = size })
 				ds := deliveries(size)
-				b.ReportAllocs()
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for w := range conc {
-					share := b.N / conc
-					if w == 0 {
-						share += b.N % conc
-					}
-					wg.Go(func() {
-						for share > 0 {
-							n := min(size, share)
-							for _, err := range s.SendBatch(context.Background(), ds[:n]) {
-								if err != nil {
-									b.Error(err)
-									return
-								}
-							}
-							share -= n
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				sinktest.DriveBatches(b, s, ds, size, conc)
 				b.ReportMetric(float64(c.Count())*10000/float64(b.N), "requests/10k")
 			})
 		}

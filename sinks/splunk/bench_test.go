@@ -3,10 +3,10 @@ package splunk
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/splunk/hecfake"
 )
 
@@ -50,30 +50,7 @@ func BenchmarkSendBatch(b *testing.B) {
 				defer hec.Close()
 				s := newSink(b, hec.URL, func(c *Config) { c.BatchSize = size })
 				ds := deliveries(size)
-				b.ReportAllocs()
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for w := range conc {
-					share := b.N / conc
-					if w == 0 {
-						share += b.N % conc
-					}
-					wg.Go(func() {
-						for share > 0 {
-							n := min(size, share)
-							for _, err := range s.SendBatch(context.Background(), ds[:n]) {
-								if err != nil {
-									b.Error(err)
-									return
-								}
-							}
-							share -= n
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				sinktest.DriveBatches(b, s, ds, size, conc)
 				b.ReportMetric(float64(hec.Requests())*10000/float64(b.N), "requests/10k")
 			})
 		}

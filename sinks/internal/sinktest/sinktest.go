@@ -1,0 +1,42 @@
+// Package sinktest holds what the sinks' tests and benchmarks share.
+package sinktest
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"bridge/bridge"
+)
+
+// DriveBatches sends b.N events through s in batches of at most size, from
+// conc goroutines at once (each a share of b.N), reusing ds (len(ds) >= size)
+// for every batch. It stops the timer and reports events/s; the caller adds
+// its own metrics (requests, fsyncs) per b.N.
+func DriveBatches(b *testing.B, s bridge.BatchSink, ds []*bridge.Delivery, size, conc int) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for w := range conc {
+		share := b.N / conc
+		if w == 0 {
+			share += b.N % conc
+		}
+		wg.Go(func() {
+			for share > 0 {
+				n := min(size, share)
+				for _, err := range s.SendBatch(context.Background(), ds[:n]) {
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				share -= n
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
