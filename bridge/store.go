@@ -162,7 +162,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if s.dueStmt, err = rdb.Prepare(`SELECT ` + deliveryCols + `, e.seq, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
+	if s.dueStmt, err = rdb.Prepare(`SELECT ` + deliveryCols + `, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
 		FROM deliveries d JOIN events e ON e.seq = d.event_seq
 		WHERE d.sink = ? AND d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?`); err != nil {
 		s.closeDBs()
@@ -376,6 +376,7 @@ func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte, planned []Pla
 		}
 	}
 	err = s.write(ctx, sinks, func(tx *sql.Tx, w *writerStmts) error {
+		duplicate = false // the op runs again alone if its batch failed
 		res, err := w.insertEvent.Exec(ev.Source, ev.ID, ev.Vendor, ev.Type, ev.Time.UnixNano(), ev.Received.UnixNano(),
 			ev.Severity, ev.Title, ev.Subject, raw)
 		if err != nil {
@@ -408,10 +409,7 @@ func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte, planned []Pla
 	if err != nil {
 		return false, err
 	}
-	if duplicate {
-		return true, nil
-	}
-	return false, nil
+	return duplicate, nil
 }
 
 // Ping checks that the store can commit a write.
@@ -530,7 +528,6 @@ type DeliveryRecord struct {
 	NextAt     time.Time       `json:"next_at"`
 	Updated    time.Time       `json:"updated"`
 	Action     json.RawMessage `json:"action,omitempty"`
-	eventSeq   int64
 	windowFrom time.Time
 }
 
@@ -542,13 +539,13 @@ type DeliveryFilter struct {
 	Limit   int
 }
 
-const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.event_seq, d.window_start`
+const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start`
 
 func scanDelivery(r scanner) (*DeliveryRecord, error) {
 	var d DeliveryRecord
 	var c, n, u, w int64
 	var action []byte
-	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &d.eventSeq, &w); err != nil {
+	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w); err != nil {
 		return nil, err
 	}
 	d.Created, d.NextAt, d.Updated, d.windowFrom = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
@@ -622,10 +619,10 @@ func (s *Store) PendingCounts(ctx context.Context) (map[string]int, error) {
 func scanDue(r scanner) (*DeliveryRecord, *Event, []byte, error) {
 	var d DeliveryRecord
 	var ev Event
-	var c, n, u, w, seq, t, rc int64
+	var c, n, u, w, t, rc int64
 	var action, raw []byte
-	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &d.eventSeq, &w,
-		&seq, &ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
+	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w,
+		&ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
 		return nil, nil, nil, err
 	}
 	d.Created, d.NextAt, d.Updated, d.windowFrom = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()

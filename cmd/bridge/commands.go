@@ -21,7 +21,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	l, err := loadConfig(f.config)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printProblems(stderr, err)
 		return 1
 	}
 	actions := 0
