@@ -272,12 +272,7 @@ func (r *runner) schedule() {
 		case <-r.wake:
 		case <-timer.C:
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
+		timer.Stop() // since Go 1.23 a stopped timer delivers no stale tick
 	}
 }
 
