@@ -165,7 +165,23 @@ func e2eConfigText(addr, extraRules string) string {
 store:
   path: data/bridge.db
   sync: full
-sources:
+%ssinks:
+  - name: archive
+    type: file
+    path: out/events.jsonl
+    concurrency: 2
+rules:
+  - name: archive-all
+    when: 'true'
+    actions:
+      - sink: archive
+%s`, addr, e2eSources(), extraRules)
+}
+
+// e2eSources is the sources: block of the test configs: the three vendors,
+// authenticated as e2eAuth does.
+func e2eSources() string {
+	return fmt.Sprintf(`sources:
   - name: sa
     vendor: secureagentics
     secret: %s
@@ -176,17 +192,7 @@ sources:
     vendor: antly
     token: %s
     token_header: X-Antly-Token
-sinks:
-  - name: archive
-    type: file
-    path: out/events.jsonl
-    concurrency: 2
-rules:
-  - name: archive-all
-    when: 'true'
-    actions:
-      - sink: archive
-%s`, addr, e2eSecret, e2eSecret, e2eSecret, extraRules)
+`, e2eSecret, e2eSecret, e2eSecret)
 }
 
 var e2eAuth = map[string]bridge.ClientAuth{

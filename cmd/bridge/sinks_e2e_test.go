@@ -39,20 +39,9 @@ func sinkConfigText(addr, antly, sinks, rules string) string {
 store:
   path: data/bridge.db
   sync: normal
-sources:
-  - name: sa
-    vendor: secureagentics
-    secret: %s
-  - name: ag
-    vendor: agility
-    token: %s
-  - name: an
-    vendor: antly
-    token: %s
-    token_header: X-Antly-Token
-%ssinks:
+%s%ssinks:
 %srules:
-%s`, addr, e2eSecret, e2eSecret, e2eSecret, antly, sinks, rules)
+%s`, addr, e2eSources(), antly, sinks, rules)
 }
 
 // writeSinkConfig writes a config (see sinkConfigText) into a new temporary
