@@ -1,16 +1,8 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"bridge/sinks/syslog/syslogfake"
 )
 
 // TestReloadUnderLoad rewrites the config and sends SIGHUP while events are
@@ -111,16 +105,22 @@ func TestReloadUnderLoad(t *testing.T) {
 func TestServeHTTPS(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
-	certPEM, keyPEM := selfSigned(t)
-	os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600)
-	os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
+	ca, err := syslogfake.NewCA("bridge test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ca.Issue("bridge", []string{"127.0.0.1"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := server.WriteFiles(dir, ""); err != nil {
+		t.Fatal(err)
+	}
 	text := strings.Replace(e2eConfigText(addr, ""), "server:\n", "server:\n  tls_cert: cert.pem\n  tls_key: key.pem\n", 1)
 	cfg := filepath.Join(dir, "bridge.yaml")
 	os.WriteFile(cfg, []byte(text), 0o600)
 
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	p := &proc{addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = newServeCmd(cfg, p.logs)
 	if err := p.cmd.Start(); err != nil {
@@ -159,24 +159,4 @@ func TestServeHTTPS(t *testing.T) {
 			t.Error("plain HTTP served on an HTTPS listener")
 		}
 	}
-}
-
-func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bridge test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
