@@ -6,10 +6,16 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Severities, lowest first. An Event's Severity is always one of these.
@@ -127,51 +133,100 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 
 // DecodeObject decodes a JSON object, keeping numbers exact: integers become
 // int64, other numbers float64 (integers too large for int64 stay json.Number).
-// It fails when b is not a single JSON object.
+// It fails when b is not a single JSON object. It builds the tree from
+// jsontext's tokens, which is about twice as fast as encoding/json's decoding
+// into any (a webhook is decoded on every request); duplicate names (the last
+// wins) and invalid UTF-8 (replaced with U+FFFD) are taken as encoding/json
+// takes them.
 func DecodeObject(b []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("unexpected data after the JSON value")
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
+	dec := decoders.Get().(*jsontext.Decoder)
+	defer decoders.Put(dec)
+	// A *bytes.Buffer is read in place, without a copy.
+	dec.Reset(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if dec.PeekKind() != '{' {
+		if _, err := dec.ReadValue(); err != nil {
+			return nil, jsonError(err)
+		}
 		return nil, fmt.Errorf("not a JSON object")
 	}
-	return convertNumbers(m).(map[string]any), nil
+	v, err := decodeValue(dec)
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, fmt.Errorf("unexpected data after the JSON value")
+	}
+	return v.(map[string]any), nil
 }
 
-// convertNumbers turns json.Number values into int64 or float64, in place.
-func convertNumbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = convertNumbers(e)
-		}
-		return x
-	case []any:
-		for i, e := range x {
-			x[i] = convertNumbers(e)
-		}
-		return x
-	case json.Number:
-		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return i
-		}
-		if f, err := strconv.ParseFloat(string(x), 64); err == nil && !math.IsInf(f, 0) {
-			if _, ierr := strconv.ParseInt(string(x), 10, 64); ierr != nil && isIntegerLiteral(string(x)) {
-				return x // an integer beyond int64: keep it exact
-			}
-			return f
-		}
-		return x
-	default:
-		return v
+var decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+
+// jsonError says what is wrong with the JSON, without jsontext's prefix.
+func jsonError(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
+	return errors.New(strings.TrimPrefix(err.Error(), "jsontext: "))
+}
+
+// decodeValue decodes the value at dec's position into maps, slices,
+// strings, bools, nil and numbers (see DecodeObject).
+func decodeValue(dec *jsontext.Decoder) (any, error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '{':
+		m := map[string]any{}
+		for dec.PeekKind() != '}' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			key := name.String() // the token is void after the next read
+			if m[key], err = decodeValue(dec); err != nil {
+				return nil, err
+			}
+		}
+		_, err = dec.ReadToken()
+		return m, err
+	case '[':
+		a := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := decodeValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err = dec.ReadToken()
+		return a, err
+	case '"':
+		return tok.String(), nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case 'n':
+		return nil, nil
+	default: // '0', a number
+		return number(tok.String()), nil
+	}
+}
+
+// number converts a JSON number literal: int64 when it is an integer that
+// fits, else float64, else (an integer beyond int64, or a float beyond
+// float64) the exact json.Number.
+func number(s string) any {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i
+	}
+	if isIntegerLiteral(s) {
+		return json.Number(s)
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) {
+		return f
+	}
+	return json.Number(s)
 }
 
 func isIntegerLiteral(s string) bool {

@@ -1,0 +1,95 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// decodeObjectV1 is DecodeObject as encoding/json does it, the reference the
+// faster decoder must agree with.
+func decodeObjectV1(b []byte) (map[string]any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	// Anything but white space after the value is refused (dec.More alone
+	// lets a stray "}" or "]" through).
+	if dec.Decode(&v) != nil || len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
+		return nil, false
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	return convertV1(m).(map[string]any), true
+}
+
+func convertV1(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = convertV1(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = convertV1(e)
+		}
+	case json.Number:
+		return number(string(x))
+	}
+	return v
+}
+
+func TestDecodeObject(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[string]any
+		err  string
+	}{
+		{in: `{"a":1,"b":-2.5,"c":"x","d":[true,null,{}],"e":{"f":9223372036854775807}}`,
+			want: map[string]any{"a": int64(1), "b": -2.5, "c": "x", "d": []any{true, nil, map[string]any{}}, "e": map[string]any{"f": int64(9223372036854775807)}}},
+		{in: `{"big":18446744073709551616,"exp":1e400,"f":1e2}`, want: map[string]any{"big": json.Number("18446744073709551616"), "exp": json.Number("1e400"), "f": 100.0}},
+		{in: ` {"a":1,"a":2} `, want: map[string]any{"a": int64(2)}},
+		{in: "{\"s\":\"\xff\"}", want: map[string]any{"s": "\ufffd"}},
+		{in: `[1]`, err: "not a JSON object"},
+		{in: `"x"`, err: "not a JSON object"},
+		{in: `{"a":1} {}`, err: "unexpected data after the JSON value"},
+		{in: `{"a":1}x`, err: "unexpected data after the JSON value"},
+		{in: `{}}`, err: "unexpected data after the JSON value"},
+		{in: `{"a":`, err: "unexpected EOF"},
+		{in: `{"a" 1}`, err: "invalid character"},
+		{in: ``, err: "unexpected EOF"},
+	} {
+		got, err := DecodeObject([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("DecodeObject(%q) = %v, %v; want error %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("DecodeObject(%q) = %#v, %v; want %#v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// FuzzDecodeObject checks DecodeObject against encoding/json: the same
+// inputs are refused, and the same objects come out.
+func FuzzDecodeObject(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[1.5,"x",null,true,{"c":{}}]}`, `{"a":"\u00e9\ud83d\ude00"}`, `[]`, `{"a":1}{}`,
+		`{"n":-0,"m":1E+2,"big":123456789012345678901234567890}`, "{\"s\":\"\xc3\x28\"}", `{"a":"\ud800"}`, `{"a":1,"a":{"b":2}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeObject(b)
+		want, ok := decodeObjectV1(b)
+		if ok != (err == nil) {
+			t.Fatalf("DecodeObject(%q): err %v, encoding/json ok %v", b, err, ok)
+		}
+		if ok && !reflect.DeepEqual(got, want) {
+			t.Fatalf("DecodeObject(%q) = %#v; encoding/json %#v", b, got, want)
+		}
+	})
+}
