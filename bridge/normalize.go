@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -37,7 +38,7 @@ const (
 // decodeBody decodes a webhook body into its top-level object, saying what is
 // wrong when it is not one.
 func decodeBody(body []byte) (map[string]any, error) {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, badRequest("body is empty: expected a JSON object")
 	}
 	m, err := DecodeObject(body)
@@ -212,6 +213,14 @@ func isTrue(v any) bool {
 // and runs of white space become one space, and it is cut to max runes,
 // ending in "…" when cut.
 func oneLine(s string, max int) string {
+	if isPlainLine(s, max) {
+		return s
+	}
+	return rebuildLine(s, max)
+}
+
+// rebuildLine is oneLine rune by rune.
+func rebuildLine(s string, max int) string {
 	var b strings.Builder
 	space := false
 	for _, r := range s {
@@ -233,6 +242,22 @@ func oneLine(s string, max int) string {
 		out = string([]rune(out)[:max-1]) + "…"
 	}
 	return out
+}
+
+// isPlainLine reports whether oneLine would return s as it is: printable
+// ASCII of at most max bytes, with single spaces between words. Most titles
+// are, and the check costs far less than rebuilding them rune by rune.
+func isPlainLine(s string, max int) bool {
+	if len(s) > max || s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c > '~' || c == ' ' && s[i+1] == ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 // cutTitle makes a title one line of at most maxTitleRunes runes.

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -425,12 +426,36 @@ func TestOneLine(t *testing.T) {
 		{"日本語テキスト", 5, "日本語テ…"},
 		{"a\u202eb\x00c", 10, "a b c"},
 		{"\xff\xfebad", 10, "bad"},
+		{"plain words", 11, "plain words"},
+		{"plain words", 10, "plain wor…"},
+		{"two  spaces", 20, "two spaces"},
+		{"trailing ", 20, "trailing"},
+		{"tab\there", 20, "tab here"},
+		{"del\x7f", 20, "del"},
+		{"", 5, ""},
 	}
 	for _, tt := range tests {
 		if got := oneLine(tt.in, tt.max); got != tt.want {
 			t.Errorf("oneLine(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
 		}
 	}
+}
+
+// FuzzOneLine checks that the shortcut for plain lines returns what
+// rebuilding the line rune by rune returns.
+func FuzzOneLine(f *testing.F) {
+	for _, s := range []string{"plain words", "two  spaces", " lead", "trail ", "a\tb", "é", "~}|{", "x\x7f"} {
+		f.Add(s, 5)
+		f.Add(s, 200)
+	}
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 2 || max > 1000 {
+			return
+		}
+		if got, want := oneLine(s, max), rebuildLine(s, max); got != want {
+			t.Fatalf("oneLine(%q, %d) = %q; rune by rune %q", s, max, got, want)
+		}
+	})
 }
 
 // checkNormalized holds for every normalizer result: an error is a
@@ -491,4 +516,22 @@ func FuzzNormalizeAntly(f *testing.F) {
 	fuzzNormalizer(f, normalizeAntly,
 		readExample(f, VendorAntly, "profile.Customer-create.json"),
 		readExample(f, VendorAntly, "profile.Customer-update.json"))
+}
+
+// BenchmarkNormalize normalizes a ~1 KB Secureagentics alert, the shape
+// `bridge bench` sends.
+func BenchmarkNormalize(b *testing.B) {
+	body, err := json.Marshal(map[string]any{"id": "bench-0a1b2c3d-0000001", "type": "alert.triggered", "timestamp": "2026-11-23T10:00:00Z",
+		"data": map[string]any{"alert_id": "alt_7f3e", "agent_id": "agt_abc123", "severity": "high", "details": "Rate limit exceeded: 150 prompts/min",
+			"prompt_count": 150, "notes": strings.Repeat("Agent support-triage-bot sent 150 prompts in the last minute. ", 12)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	received := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := normalizeSecureagentics(body, received); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
