@@ -232,36 +232,43 @@ func (r *runner) schedule() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ds, recs, nextAt, err := r.p.store.Due(ctx, r.spec.Name, now, limit, skip)
-		cancel()
+		ids, oldest, nextAt, err := r.p.store.Due(ctx, r.spec.Name, now, limit, skip)
 		wait := r.p.opt.Poll
-		if err == nil && r.max > 1 && busy > 0 && len(ds) < r.max {
+		switch {
+		case err == nil && r.max > 1 && busy > 0 && len(ids) < r.max:
 			// A batch sink with a batch in flight lets the next one grow
 			// until a worker is free, instead of sending each new delivery
 			// alone; full batches still go to idle workers, and a quiet
 			// bridge (nothing in flight) sends at once.
+			cancel()
 			if !r.waitFreed(timer) {
 				return
 			}
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			log.Error("read due deliveries", "err", err)
-		} else if len(ds) > 0 && len(ds) < r.max && r.wait > 0 && now.Sub(recs[0].NextAt) < r.wait {
+		case len(ids) > 0 && len(ids) < r.max && r.wait > 0 && now.Sub(oldest) < r.wait:
 			// A batch sink: let the batch fill until the oldest has waited r.wait.
-			wait = r.wait - now.Sub(recs[0].NextAt)
-			ds = nil
-		} else {
-			if !r.dispatch(ds, recs) {
-				return
-			}
-			if len(ds) == limit {
-				continue // there may be more due
+			wait = r.wait - now.Sub(oldest)
+		default:
+			if len(ids) > 0 {
+				ds, recs, err := r.p.store.Load(ctx, ids)
+				if err != nil {
+					log.Error("read due deliveries", "err", err)
+				} else if !r.dispatch(ds, recs) {
+					cancel()
+					return
+				}
+				if err == nil && len(ids) == limit {
+					cancel()
+					continue // there may be more due
+				}
 			}
 			if !nextAt.IsZero() && nextAt.Sub(now) < wait {
 				wait = nextAt.Sub(now)
 			}
 		}
+		cancel()
 		if wait < time.Millisecond {
 			wait = time.Millisecond
 		}

@@ -41,7 +41,7 @@ type Store struct {
 	once  sync.Once
 	stmts writerStmts
 
-	dueStmt, nextStmt *sql.Stmt // the schedulers' reads
+	dueStmt, nextStmt, loadStmt *sql.Stmt // the schedulers' reads
 
 	// With sync: full, commits run at synchronous=NORMAL and syncer fsyncs
 	// the WAL file, acknowledging every batch committed before the fsync
@@ -162,9 +162,14 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if s.dueStmt, err = rdb.Prepare(`SELECT ` + deliveryCols + `, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
+	if s.dueStmt, err = rdb.Prepare(`SELECT id, next_at FROM deliveries
+		WHERE sink = ? AND status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.loadStmt, err = rdb.Prepare(`SELECT ` + deliveryCols + `, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
 		FROM deliveries d JOIN events e ON e.seq = d.event_seq
-		WHERE d.sink = ? AND d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?`); err != nil {
+		WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' ORDER BY d.next_at, d.id`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -614,8 +619,8 @@ func (s *Store) PendingCounts(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-// scanDue reads a delivery's columns followed by its event's; the event's
-// data is left in raw, to decode only for the deliveries that are kept.
+// scanDue reads a delivery's columns followed by its event's, and the
+// event's raw body.
 func scanDue(r scanner) (*DeliveryRecord, *Event, []byte, error) {
 	var d DeliveryRecord
 	var ev Event
@@ -631,42 +636,73 @@ func scanDue(r scanner) (*DeliveryRecord, *Event, []byte, error) {
 	return &d, &ev, raw, nil
 }
 
-// Due returns up to limit pending deliveries of sink that are due at now,
-// oldest due first, skipping the ids in skip (already in flight), each with
-// its event. It also returns when the next not-yet-due delivery is due.
-func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, skip map[int64]bool) ([]*Delivery, []*DeliveryRecord, time.Time, error) {
+// Due returns the ids of up to limit pending deliveries of sink that are
+// due at now, oldest due first, skipping the ids in skip (already in
+// flight), and when the oldest of them became due. It also returns when the
+// next not-yet-due delivery is due. It reads only the due index: the
+// scheduler decides from the ids whether to send now, and Load reads the
+// deliveries it sends, so deliveries in flight or left to grow a batch are
+// not read again and again.
+func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, skip map[int64]bool) (ids []int64, oldest, nextAt time.Time, err error) {
 	rows, err := s.dueStmt.QueryContext(ctx, sink, now.UnixNano(), limit+len(skip))
 	if err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+		return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
 	}
-	var ds []*Delivery
-	var recs []*DeliveryRecord
+	for rows.Next() && len(ids) < limit {
+		var id, at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			rows.Close()
+			return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+		}
+		if skip[id] {
+			continue
+		}
+		if len(ids) == 0 {
+			oldest = time.Unix(0, at)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+	}
+	var next sql.NullInt64
+	if err := s.nextStmt.QueryRowContext(ctx, sink, now.UnixNano()).Scan(&next); err != nil {
+		return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+	}
+	if next.Valid {
+		nextAt = time.Unix(0, next.Int64)
+	}
+	return ids, oldest, nextAt, nil
+}
+
+// Load reads the deliveries with these ids, each with its event, in the
+// order of due time. A delivery no longer pending is left out.
+func (s *Store) Load(ctx context.Context, ids []int64) ([]*Delivery, []*DeliveryRecord, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+	}
+	rows, err := s.loadStmt.QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+	}
+	defer rows.Close()
+	ds := make([]*Delivery, 0, len(ids))
+	recs := make([]*DeliveryRecord, 0, len(ids))
 	for rows.Next() {
 		d, ev, raw, err := scanDue(rows)
 		if err != nil {
-			rows.Close()
-			return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
-		}
-		if skip[d.ID] || len(ds) >= limit {
-			continue
+			return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
 		}
 		ev.Data = dataOf(raw)
 		recs = append(recs, d)
 		ds = append(ds, &Delivery{ID: d.ID, Event: ev, Rule: d.Rule, Sink: d.Sink, Action: d.Action, Attempt: d.Attempts + 1})
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
 	}
-	var next sql.NullInt64
-	if err := s.nextStmt.QueryRowContext(ctx, sink, now.UnixNano()).Scan(&next); err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
-	}
-	var nextAt time.Time
-	if next.Valid {
-		nextAt = time.Unix(0, next.Int64)
-	}
-	return ds, recs, nextAt, nil
+	return ds, recs, nil
 }
 
 // Outcome is the result of one attempt at a delivery, to record.

@@ -132,6 +132,43 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// TestDueAndLoad: Due lists due ids oldest first without those in flight,
+// up to the limit, and says when the next one is due; Load reads them with
+// their events and leaves out one that is no longer pending.
+func TestDueAndLoad(t *testing.T) {
+	s := openTestStore(t, "full")
+	ctx := context.Background()
+	t0 := time.Unix(1_700_000_000, 0)
+	for i := 1; i <= 5; i++ {
+		ev := testEvent("src", fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Second))
+		raw := []byte(fmt.Sprintf(`{"event":"x","data":{"n":%d}}`, i))
+		if _, err := s.Ingest(ctx, ev, raw, []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Deliveries 1..5 became due at t0+1s..t0+5s; at t0+4s, 1..4 are due.
+	ids, oldest, next, err := s.Due(ctx, "out", t0.Add(4*time.Second), 2, map[int64]bool{1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids) != "[2 3]" || !oldest.Equal(t0.Add(2*time.Second)) || !next.Equal(t0.Add(5*time.Second)) {
+		t.Fatalf("Due = %v, oldest %v, next %v; want [2 3], t0+2s, t0+5s", ids, oldest, next)
+	}
+	if err := s.Record(ctx, []Outcome{{ID: 3, Status: StatusDelivered, At: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	ds, recs, err := s.Load(ctx, []int64{4, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || len(recs) != 2 || ds[0].ID != 2 || ds[1].ID != 4 {
+		t.Fatalf("Load = %+v; want deliveries 2 and 4 (3 was delivered)", ds)
+	}
+	if ds[0].Event.ID != "e2" || ds[0].Event.Data["n"] != int64(2) || ds[0].Attempt != 1 || recs[1].EventID != "e4" {
+		t.Errorf("Load: delivery 2 = %+v, event %+v; record 4 = %+v", ds[0], ds[0].Event, recs[1])
+	}
+}
+
 // BenchmarkIngest measures stored events per second through group commit
 // with every commit synced (sync: full).
 func BenchmarkIngest(b *testing.B) {
