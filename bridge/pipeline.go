@@ -233,6 +233,7 @@ func (r *runner) schedule() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		ids, oldest, nextAt, err := r.p.store.Due(ctx, r.spec.Name, now, limit, skip)
+		cancel()
 		wait := r.p.opt.Poll
 		switch {
 		case err == nil && r.max > 1 && busy > 0 && len(ids) < r.max:
@@ -240,7 +241,6 @@ func (r *runner) schedule() {
 			// until a worker is free, instead of sending each new delivery
 			// alone; full batches still go to idle workers, and a quiet
 			// bridge (nothing in flight) sends at once.
-			cancel()
 			if !r.waitFreed(timer) {
 				return
 			}
@@ -252,15 +252,13 @@ func (r *runner) schedule() {
 			wait = r.wait - now.Sub(oldest)
 		default:
 			if len(ids) > 0 {
-				ds, recs, err := r.p.store.Load(ctx, ids)
+				ds, recs, err := r.load(ids)
 				if err != nil {
 					log.Error("read due deliveries", "err", err)
 				} else if !r.dispatch(ds, recs) {
-					cancel()
 					return
 				}
 				if err == nil && len(ids) == limit {
-					cancel()
 					continue // there may be more due
 				}
 			}
@@ -268,7 +266,6 @@ func (r *runner) schedule() {
 				wait = nextAt.Sub(now)
 			}
 		}
-		cancel()
 		if wait < time.Millisecond {
 			wait = time.Millisecond
 		}
@@ -281,6 +278,13 @@ func (r *runner) schedule() {
 		}
 		timer.Stop() // since Go 1.23 a stopped timer delivers no stale tick
 	}
+}
+
+// load reads the deliveries the scheduler sends.
+func (r *runner) load(ids []int64) ([]*Delivery, []*DeliveryRecord, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.p.store.Load(ctx, ids)
 }
 
 // waitFreed waits until a worker finishes, or the poll interval passes. It
