@@ -93,6 +93,14 @@ type SinkEnv struct {
 // or empty.
 func (e SinkEnv) Path(p string) string { return ResolvePath(e.BaseDir, p) }
 
+// Log returns the sink's logger, or one that discards when none was given.
+func (e SinkEnv) Log() *slog.Logger {
+	if e.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Logger
+}
+
 // State is durable key/value storage a sink uses to remember things across
 // restarts (a dedupe key's Jira issue, a Slack thread's ts). Keys are private
 // to the sink that owns the State.

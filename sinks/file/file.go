@@ -53,10 +53,7 @@ var _ bridge.DryRunner = (*Sink)(nil)
 // New builds a file sink from its validated config. The file is opened by
 // the first batch, so a dry run creates nothing.
 func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := env.Log()
 	p, err := filepath.Abs(env.Path(cfg.Path))
 	if err != nil {
 		return nil, fmt.Errorf("file: path: %w", err)

@@ -42,10 +42,7 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := env.Log()
 	s := &Sink{
 		cfg:     cfg,
 		url:     cfg.URL,

@@ -92,10 +92,7 @@ func newSink(cfg *Config, env bridge.SinkEnv, now func() time.Time) (*Sink, erro
 	if err != nil {
 		return nil, fmt.Errorf("jira: %w", err)
 	}
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := env.Log()
 	return &Sink{
 		cfg: cfg, log: log, state: env.State, hc: hc, client: client, site: site,
 		lag: cfg.SearchLag.D(), now: now,

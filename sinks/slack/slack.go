@@ -57,10 +57,7 @@ func newSink(sc bridge.SinkConfig, env bridge.SinkEnv, now func() time.Time, sle
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
-	logger := env.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := env.Log()
 	timeout := env.Timeout
 	if timeout <= 0 {
 		timeout = bridge.DefaultSinkTimeout

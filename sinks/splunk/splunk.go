@@ -56,10 +56,7 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("splunk_hec: %w", err)
 	}
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := env.Log()
 	host := cfg.Host
 	if host == "" {
 		host, _ = os.Hostname()

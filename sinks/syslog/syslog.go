@@ -99,10 +99,7 @@ func New(cfg *Config, env bridge.SinkEnv) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syslog: %w", err)
 	}
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := env.Log()
 	host := cfg.Hostname
 	if host == "" {
 		host, _ = os.Hostname()
