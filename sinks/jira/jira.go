@@ -149,14 +149,20 @@ type record struct {
 
 func stateKey(project, label string) string { return "issue:" + project + ":" + label }
 
+// resolveAction decodes d's action and resolves it against the sink's config and
+// d's event.
+func (s *Sink) resolveAction(d *bridge.Delivery) (*settings, error) {
+	var a Action
+	if err := d.DecodeAction(&a); err != nil {
+		return nil, fmt.Errorf("jira: decode action: %w", err)
+	}
+	return resolve(a, s.cfg, d.Event)
+}
+
 // Send opens a ticket for d, or comments on (or skips) the open ticket of its
 // dedupe key. The result is the issue key in every case.
 func (s *Sink) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
-	var a Action
-	if err := d.DecodeAction(&a); err != nil {
-		return "", fmt.Errorf("jira: decode action: %w", err)
-	}
-	st, err := resolve(a, s.cfg, d.Event)
+	st, err := s.resolveAction(d)
 	if err != nil {
 		return "", err
 	}
@@ -548,11 +554,7 @@ func (s *Sink) browse(key string) string { return s.site + "/browse/" + key }
 // DryRun describes the create request Send would make for d, without
 // touching the network.
 func (s *Sink) DryRun(_ context.Context, d *bridge.Delivery) (string, error) {
-	var a Action
-	if err := d.DecodeAction(&a); err != nil {
-		return "", fmt.Errorf("jira: decode action: %w", err)
-	}
-	st, err := resolve(a, s.cfg, d.Event)
+	st, err := s.resolveAction(d)
 	if err != nil {
 		return "", err
 	}
