@@ -193,7 +193,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		outcome(OutcomeDuplicate)
 		log.Debug("webhook duplicate", "event", ev.ID, "type", ev.Type)
-		writeAck(w, ev.ID, "duplicate")
+		writeJSON(w, http.StatusOK, ack{ID: ev.ID, Status: "duplicate"})
 		return
 	}
 	outcome(OutcomeAccepted)
@@ -210,7 +210,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	log.Debug("webhook accepted", "event", ev.ID, "type", ev.Type, "matched", len(eval.Matched))
-	writeAck(w, ev.ID, "accepted")
+	writeJSON(w, http.StatusOK, ack{ID: ev.ID, Status: "accepted"})
 }
 
 // allow applies the source's rate limit; when refused it says how long to wait.
@@ -259,17 +259,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // ack is the answer to a stored webhook. A struct, not a map: this is
-// written for every event, and json.Marshal caches a struct's encoder.
+// written for every event, and encoding/json caches a struct's encoder.
 type ack struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
-}
-
-func writeAck(w http.ResponseWriter, id, status string) {
-	b, _ := json.Marshal(ack{ID: id, Status: status}) // two strings always marshal
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
