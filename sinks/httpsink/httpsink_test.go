@@ -18,6 +18,7 @@ import (
 
 	"bridge/bridge"
 	"bridge/sinks/internal/httpclient"
+	"bridge/sinks/internal/sinktest"
 )
 
 const testSecret = "Bearer SECRET-collector-token-42"
@@ -445,15 +446,9 @@ func TestDryRun(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	// sorted fields: the order of map keys (headers) is not fixed
 	fields := func(err error) []string {
-		var out []string
-		for _, e := range bridge.SplitErrors(err) {
-			if f, _, ok := bridge.AsFieldError(e); ok {
-				out = append(out, f)
-			} else {
-				out = append(out, "?"+e.Error())
-			}
-		}
+		out := sinktest.Fields(err)
 		sort.Strings(out)
 		return out
 	}

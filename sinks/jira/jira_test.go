@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/jira/jirafake"
 )
 
@@ -656,23 +657,10 @@ func TestConfigValidate(t *testing.T) {
 		{"template project", Config{URL: "https://j.example", Token: "t", Project: "{{ .x }}"}, []string{"project"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := fieldsOf(tc.cfg.Validate())
+			got := sinktest.Fields(tc.cfg.Validate())
 			jsonEqual(t, got, tc.fields)
 		})
 	}
-}
-
-func fieldsOf(err error) []string {
-	if err == nil {
-		return nil
-	}
-	var out []string
-	for _, e := range bridge.SplitErrors(err) {
-		if f, _, ok := bridge.AsFieldError(e); ok {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func TestActionValidate(t *testing.T) {
@@ -692,7 +680,7 @@ func TestActionValidate(t *testing.T) {
 		{"field owned by a key", Action{Summary: "s", Fields: FieldValues{"priority": "High"}}, withProject, []string{"fields.priority"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			jsonEqual(t, fieldsOf(tc.a.Validate(tc.cfg)), tc.fields)
+			jsonEqual(t, sinktest.Fields(tc.a.Validate(tc.cfg)), tc.fields)
 		})
 	}
 }

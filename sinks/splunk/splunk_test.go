@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/splunk/hecfake"
 )
 
@@ -595,15 +596,9 @@ func TestEndpoint(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	// sorted fields: the order of map keys (headers) is not fixed
 	fields := func(err error) []string {
-		var out []string
-		for _, e := range bridge.SplitErrors(err) {
-			if f, _, ok := bridge.AsFieldError(e); ok {
-				out = append(out, f)
-			} else {
-				out = append(out, "?"+e.Error())
-			}
-		}
+		out := sinktest.Fields(err)
 		sort.Strings(out)
 		return out
 	}

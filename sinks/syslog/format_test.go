@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/internal/tlsconf"
 
 	"github.com/leodido/go-syslog/v4/rfc5424"
@@ -387,7 +388,7 @@ func TestConfigValidate(t *testing.T) {
 			c := NewConfig()
 			c.Address = "siem.example:6514"
 			tc.edit(c)
-			got := fieldsOf(c.Validate())
+			got := sinktest.Fields(c.Validate())
 			if strings.Join(got, ",") != strings.Join(tc.fields, ",") {
 				t.Errorf("fields with problems = %v, want %v (%v)", got, tc.fields, c.Validate())
 			}
@@ -427,21 +428,6 @@ func TestActionValidate(t *testing.T) {
 }
 
 // fieldsOf lists the fields of the FieldErrors joined in err.
-func fieldsOf(err error) []string {
-	if err == nil {
-		return nil
-	}
-	var out []string
-	for _, e := range bridge.SplitErrors(err) {
-		f, _, ok := bridge.AsFieldError(e)
-		if !ok {
-			f = "?" + e.Error()
-		}
-		out = append(out, f)
-	}
-	return out
-}
-
 func mustNode(t *testing.T, src string) *yaml.Node {
 	t.Helper()
 	var n yaml.Node

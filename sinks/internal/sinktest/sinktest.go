@@ -40,3 +40,18 @@ func DriveBatches(b *testing.B, s bridge.BatchSink, ds []*bridge.Delivery, size,
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// Fields lists the config keys err's problems point at, in the order
+// reported; a problem that is not a bridge.FieldError is listed as "?" and
+// its message, so that a test expecting fields sees it.
+func Fields(err error) []string {
+	var out []string
+	for _, e := range bridge.SplitErrors(err) {
+		f, _, ok := bridge.AsFieldError(e)
+		if !ok {
+			f = "?" + e.Error()
+		}
+		out = append(out, f)
+	}
+	return out
+}
