@@ -81,21 +81,6 @@ func readLines(t *testing.T, path string) []string {
 	return out
 }
 
-// asJSON decodes b, keeping numbers as written.
-func asJSON(t *testing.T, b []byte) any {
-	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("decode %q: %v", b, err)
-	}
-	if d.More() {
-		t.Fatalf("more than one value in %q", b)
-	}
-	return v
-}
-
 func noErrors(t *testing.T, errs []error) {
 	t.Helper()
 	for i, err := range errs {
@@ -115,11 +100,11 @@ func TestLinesAreTheEvents(t *testing.T) {
 	}
 	for i, l := range lines {
 		want, _ := json.Marshal(ds[i].Event)
-		got := asJSON(t, []byte(l))
+		got := sinktest.JSON(t, []byte(l))
 		if _, ok := got.(map[string]any); !ok {
 			t.Errorf("line %d is not a JSON object: %s", i, l)
 		}
-		if !reflect.DeepEqual(got, asJSON(t, want)) {
+		if !reflect.DeepEqual(got, sinktest.JSON(t, want)) {
 			t.Errorf("line %d = %s, want %s", i, l, want)
 		}
 		var back bridge.Event

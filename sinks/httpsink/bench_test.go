@@ -1,34 +1,17 @@
 package httpsink
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
-	"bridge/bridge"
 	"bridge/sinks/internal/sinktest"
 )
-
-// sendAll sends ds in batches of the sink's BatchLimits, as the pipeline
-// does when deliveries pile up.
-func sendAll(tb testing.TB, s *Sink, ds []*bridge.Delivery) {
-	max, _ := s.BatchLimits()
-	for len(ds) > 0 {
-		n := min(max, len(ds))
-		for i, err := range s.SendBatch(context.Background(), ds[:n]) {
-			if err != nil {
-				tb.Fatalf("delivery %d: %v", i, err)
-			}
-		}
-		ds = ds[n:]
-	}
-}
 
 func TestRequestsPer10000Events(t *testing.T) {
 	c := newCollector(t)
 	c.keep = false
 	s := newSink(t, c.URL, func(c *Config) { c.Batch = true })
-	sendAll(t, s, deliveries(10000))
+	sinktest.SendAll(t, s, deliveries(10000))
 	t.Logf("requests for 10,000 events: %d", c.Count())
 	if got := c.Count(); got > 100 {
 		t.Errorf("requests = %d, want at most 100", got)

@@ -138,18 +138,6 @@ func newSink(t testing.TB, url string, edit func(*Config), env ...bridge.SinkEnv
 	return s
 }
 
-// asJSON decodes b, keeping numbers as written.
-func asJSON(t *testing.T, b []byte) any {
-	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("decode %q: %v", b, err)
-	}
-	return v
-}
-
 // wantObjects is the JSON of the deliveries' events, as a JSON array.
 func wantObjects(t *testing.T, ds []*bridge.Delivery) any {
 	t.Helper()
@@ -161,7 +149,7 @@ func wantObjects(t *testing.T, ds []*bridge.Delivery) any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return asJSON(t, b)
+	return sinktest.JSON(t, b)
 }
 
 func TestSingle(t *testing.T) {
@@ -175,7 +163,7 @@ func TestSingle(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("requests = %d, want 1", len(reqs))
 	}
-	if got, want := asJSON(t, reqs[0].body), wantObjects(t, ds).([]any)[0]; !reflect.DeepEqual(got, want) {
+	if got, want := sinktest.JSON(t, reqs[0].body), wantObjects(t, ds).([]any)[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("body = %s, want the event's JSON object", reqs[0].body)
 	}
 	for k, want := range map[string]string{
@@ -206,7 +194,7 @@ func TestBatch(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("requests = %d, want 1", len(reqs))
 	}
-	if got, want := asJSON(t, reqs[0].body), wantObjects(t, ds); !reflect.DeepEqual(got, want) {
+	if got, want := sinktest.JSON(t, reqs[0].body), wantObjects(t, ds); !reflect.DeepEqual(got, want) {
 		t.Errorf("body = %s, want a JSON array of the events", reqs[0].body)
 	}
 	if got := reqs[0].header.Get("Authorization"); got != testSecret {
@@ -240,7 +228,7 @@ func TestNDJSON(t *testing.T) {
 	if len(reqs) != 2 {
 		t.Fatalf("requests = %d, want one per format", len(reqs))
 	}
-	if got, want := asJSON(t, reqs[0].body), wantObjects(t, []*bridge.Delivery{ds[0], ds[2], ds[4]}); !reflect.DeepEqual(got, want) {
+	if got, want := sinktest.JSON(t, reqs[0].body), wantObjects(t, []*bridge.Delivery{ds[0], ds[2], ds[4]}); !reflect.DeepEqual(got, want) {
 		t.Errorf("json body = %s", reqs[0].body)
 	}
 	if ct := reqs[1].header.Get("Content-Type"); ct != "application/x-ndjson" {
@@ -252,7 +240,7 @@ func TestNDJSON(t *testing.T) {
 	}
 	want := wantObjects(t, []*bridge.Delivery{ds[1], ds[3]}).([]any)
 	for i, l := range lines[:2] {
-		if got := asJSON(t, []byte(l)); !reflect.DeepEqual(got, want[i]) {
+		if got := sinktest.JSON(t, []byte(l)); !reflect.DeepEqual(got, want[i]) {
 			t.Errorf("line %d = %s", i, l)
 		}
 	}
@@ -348,12 +336,12 @@ func TestBatchSplitAndTooLarge(t *testing.T) {
 		if len(r.body) > minBatchBytes {
 			t.Errorf("request of %d bytes, over batch_bytes", len(r.body))
 		}
-		if arr, ok := asJSON(t, r.body).([]any); ok && len(r.body) > 0 {
+		if arr, ok := sinktest.JSON(t, r.body).([]any); ok && len(r.body) > 0 {
 			got = append(got, arr...)
 		}
 	}
 	// The refused first request is recorded too; its events come again.
-	first := len(asJSON(t, c.Requests()[0].body).([]any))
+	first := len(sinktest.JSON(t, c.Requests()[0].body).([]any))
 	if want := wantObjects(t, ds).([]any); !reflect.DeepEqual(got[first:], want) {
 		t.Errorf("events delivered = %d, want %d in order", len(got)-first, len(want))
 	}

@@ -1,35 +1,18 @@
 package splunk
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
-	"bridge/bridge"
 	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/splunk/hecfake"
 )
-
-// sendAll sends ds in batches of the sink's BatchLimits, as the pipeline
-// does when deliveries pile up.
-func sendAll(tb testing.TB, s *Sink, ds []*bridge.Delivery) {
-	max, _ := s.BatchLimits()
-	for len(ds) > 0 {
-		n := min(max, len(ds))
-		for i, err := range s.SendBatch(context.Background(), ds[:n]) {
-			if err != nil {
-				tb.Fatalf("delivery %d: %v", i, err)
-			}
-		}
-		ds = ds[n:]
-	}
-}
 
 func TestRequestsPer10000Events(t *testing.T) {
 	hec := hecfake.New(testToken, hecfake.CountOnly())
 	defer hec.Close()
 	s := newSink(t, hec.URL, nil)
-	sendAll(t, s, deliveries(10000))
+	sinktest.SendAll(t, s, deliveries(10000))
 	if got := hec.Count(); got != 10000 {
 		t.Fatalf("collector accepted %d events, want 10000", got)
 	}

@@ -73,18 +73,6 @@ func newSink(t testing.TB, url string, edit func(*Config), env ...bridge.SinkEnv
 	return s
 }
 
-// decodeJSON decodes b keeping numbers as written, for comparing JSON.
-func decodeJSON(t *testing.T, b []byte) any {
-	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("decode %s: %v", b, err)
-	}
-	return v
-}
-
 func TestGoldenEnvelope(t *testing.T) {
 	hec := hecfake.New(testToken)
 	defer hec.Close()
@@ -101,7 +89,7 @@ func TestGoldenEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, w := decodeJSON(t, evs[0].Raw), decodeJSON(t, want); !reflect.DeepEqual(got, w) {
+	if got, w := sinktest.JSON(t, evs[0].Raw), sinktest.JSON(t, want); !reflect.DeepEqual(got, w) {
 		t.Errorf("envelope:\n got %s\nwant %s", evs[0].Raw, want)
 	}
 	if got := hec.Authorizations(); !reflect.DeepEqual(got, []string{"Splunk " + testToken}) {
@@ -118,7 +106,7 @@ func TestEnvelopeEventIsTheEventObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := json.Marshal(ev)
-	if got := hec.Events()[0].Event; !reflect.DeepEqual(decodeJSON(t, got), decodeJSON(t, want)) {
+	if got := hec.Events()[0].Event; !reflect.DeepEqual(sinktest.JSON(t, got), sinktest.JSON(t, want)) {
 		t.Errorf("event = %s, want %s", got, want)
 	}
 }

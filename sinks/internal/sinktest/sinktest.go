@@ -2,7 +2,9 @@
 package sinktest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 
@@ -54,4 +56,36 @@ func Fields(err error) []string {
 		out = append(out, f)
 	}
 	return out
+}
+
+// SendAll sends ds in batches of the sink's BatchLimits, as the pipeline
+// does when deliveries pile up, and fails on any delivery's error.
+func SendAll(tb testing.TB, s bridge.BatchSink, ds []*bridge.Delivery) {
+	tb.Helper()
+	max, _ := s.BatchLimits()
+	for len(ds) > 0 {
+		n := min(max, len(ds))
+		for i, err := range s.SendBatch(context.Background(), ds[:n]) {
+			if err != nil {
+				tb.Fatalf("delivery %d: %v", i, err)
+			}
+		}
+		ds = ds[n:]
+	}
+}
+
+// JSON decodes b, one JSON value, keeping numbers as written, for
+// comparing what a sink sent.
+func JSON(tb testing.TB, b []byte) any {
+	tb.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		tb.Fatalf("decode %q: %v", b, err)
+	}
+	if d.More() {
+		tb.Fatalf("more than one value in %q", b)
+	}
+	return v
 }
