@@ -7,6 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 )
 
 // fieldErrors splits a joined validation error into "field: message" lines.
@@ -110,11 +111,8 @@ func TestActionValidate(t *testing.T) {
 
 func TestActionKeys(t *testing.T) {
 	// The loader checks action keys against the yaml tags.
-	var n yaml.Node
-	if err := yaml.Unmarshal([]byte("channel: x\ntext: y\nthread_by: z\nblocks: '[]'\nchanel: typo"), &n); err != nil {
-		t.Fatal(err)
-	}
-	problems := bridge.CheckKeys(&n, &Action{})
+	n := sinktest.YAMLNode(t, "channel: x\ntext: y\nthread_by: z\nblocks: '[]'\nchanel: typo")
+	problems := bridge.CheckKeys(n, &Action{})
 	if len(problems) != 1 || !strings.Contains(problems[0].Msg, `"chanel"`) {
 		t.Errorf("problems %+v", problems)
 	}

@@ -4,10 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"bridge/bridge"
 	"bridge/sinks/internal/httpclient"
+	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/internal/tlsconf"
 )
 
@@ -23,36 +22,15 @@ batch_wait: 250ms
 batch_bytes: 524288
 tls: {ca_file: ca.pem, insecure_skip_verify: false}
 `
-	var n yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
-		t.Fatal(err)
-	}
 	cfg := DefaultConfig()
-	if ps := bridge.CheckKeys(&n, cfg); len(ps) > 0 {
-		t.Fatalf("unknown keys: %v", ps)
-	}
-	if err := n.Decode(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	sinktest.DecodeConfig(t, src, cfg)
 	want := Config{URL: "https://splunk.example:8088", Token: "abc-123", Index: "security", Sourcetype: "bridge:event",
 		Host: "bridge-01", Format: "json", TLS: tlsconf.Config{CAFile: "ca.pem"}, Batching: httpclient.Batching{BatchSize: 200,
 			BatchWait: bridge.Duration(250 * time.Millisecond), BatchBytes: 512 << 10}}
 	if *cfg != want {
 		t.Errorf("config = %+v\nwant %+v", *cfg, want)
 	}
-	if ps := bridge.CheckKeys(yamlNode(t, "{index: x, sourcetype: y, format: json}"), &Action{}); len(ps) > 0 {
+	if ps := bridge.CheckKeys(sinktest.YAMLNode(t, "{index: x, sourcetype: y, format: json}"), &Action{}); len(ps) > 0 {
 		t.Errorf("action keys refused: %v", ps)
 	}
-}
-
-func yamlNode(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var n yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
-		t.Fatal(err)
-	}
-	return &n
 }

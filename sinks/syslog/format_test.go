@@ -408,7 +408,7 @@ func TestConfigYAML(t *testing.T) {
 	if c.Facility != "20" || c.BOM || c.Format != FormatJSON || c.BatchSize != DefaultBatchSize || c.maxMessageSize() != DefaultUDPMaxMessageSize {
 		t.Errorf("decoded %+v", c)
 	}
-	if p := bridge.CheckKeys(mustNode(t, "address: x\nformt: cef\ntls: {ca: x}\n"), c); len(p) != 2 {
+	if p := bridge.CheckKeys(sinktest.YAMLNode(t, "address: x\nformt: cef\ntls: {ca: x}\n"), c); len(p) != 2 {
 		t.Errorf("unknown keys found: %v", p)
 	}
 }
@@ -425,16 +425,6 @@ func TestActionValidate(t *testing.T) {
 	if err := d.DecodeAction(&a); err != nil || a.Format != "cef" {
 		t.Errorf("decode: %v %+v", err, a)
 	}
-}
-
-// fieldsOf lists the fields of the FieldErrors joined in err.
-func mustNode(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var n yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
-		t.Fatal(err)
-	}
-	return &n
 }
 
 // parse5424 parses one message with go-syslog's strict parser, requiring a

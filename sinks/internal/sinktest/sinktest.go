@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"bridge/bridge"
 )
 
@@ -88,4 +90,30 @@ func JSON(tb testing.TB, b []byte) any {
 		tb.Fatalf("more than one value in %q", b)
 	}
 	return v
+}
+
+// YAMLNode parses src into a YAML node.
+func YAMLNode(tb testing.TB, src string) *yaml.Node {
+	tb.Helper()
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
+		tb.Fatal(err)
+	}
+	return &n
+}
+
+// DecodeConfig decodes the YAML src into cfg (which holds the defaults) as
+// the config loader does: an unknown key fails, then cfg must validate.
+func DecodeConfig(tb testing.TB, src string, cfg bridge.SinkConfig) {
+	tb.Helper()
+	n := YAMLNode(tb, src)
+	if ps := bridge.CheckKeys(n, cfg); len(ps) > 0 {
+		tb.Fatalf("unknown keys: %v", ps)
+	}
+	if err := n.Decode(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/internal/tlsconf"
 	"bridge/sinks/syslog/syslogfake"
 )
@@ -244,12 +243,8 @@ func TestInsecureWarns(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	var n yaml.Node
-	src := "{ca_file: ca.pem, cert_file: c.pem, key_file: k.pem, server_name: siem, insecure_skip_verify: true}"
-	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
-		t.Fatal(err)
-	}
-	if ps := bridge.CheckKeys(&n, &tlsconf.Config{}); len(ps) > 0 {
+	n := sinktest.YAMLNode(t, "{ca_file: ca.pem, cert_file: c.pem, key_file: k.pem, server_name: siem, insecure_skip_verify: true}")
+	if ps := bridge.CheckKeys(n, &tlsconf.Config{}); len(ps) > 0 {
 		t.Fatalf("keys refused: %v", ps)
 	}
 	var c tlsconf.Config
