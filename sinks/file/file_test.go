@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -385,12 +384,6 @@ func TestDryRun(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	// sorted fields: the order of map keys (headers) is not fixed
-	fields := func(err error) []string {
-		out := sinktest.Fields(err)
-		sort.Strings(out)
-		return out
-	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -406,7 +399,7 @@ func TestValidate(t *testing.T) {
 			c := DefaultConfig()
 			c.Path = "data/events.jsonl"
 			tc.edit(c)
-			if got := fields(c.Validate()); !reflect.DeepEqual(got, tc.want) {
+			if got := sinktest.SortedFields(c.Validate()); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("problems at %v, want %v", got, tc.want)
 			}
 		})

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -277,33 +276,13 @@ func TestStatus(t *testing.T) {
 					ds = deliveries(3)
 				}
 				for _, err := range s.SendBatch(context.Background(), ds) {
-					checkErr(t, err, tc.wantErr, tc.permanent, tc.wait)
+					sinktest.CheckErr(t, err, tc.wantErr, tc.permanent, tc.wait)
 				}
 				if got := c.Count(); got != 1 {
 					t.Errorf("requests = %d, want 1 (no redirect followed, no retry inside the sink)", got)
 				}
 			})
 		}
-	}
-}
-
-func checkErr(t *testing.T, err error, want string, permanent bool, wait time.Duration) {
-	t.Helper()
-	if want == "" {
-		if err != nil {
-			t.Fatalf("err = %v, want nil", err)
-		}
-		return
-	}
-	if err == nil || err.Error() != want {
-		t.Fatalf("err = %v, want %q", err, want)
-	}
-	if got := bridge.IsPermanent(err); got != permanent {
-		t.Errorf("permanent = %v, want %v", got, permanent)
-	}
-	d, ok := bridge.RetryDelay(err)
-	if ok != (wait > 0) || d != wait {
-		t.Errorf("retry delay = %v, %v; want %v", d, ok, wait)
 	}
 }
 
@@ -434,12 +413,6 @@ func TestDryRun(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	// sorted fields: the order of map keys (headers) is not fixed
-	fields := func(err error) []string {
-		out := sinktest.Fields(err)
-		sort.Strings(out)
-		return out
-	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -459,7 +432,7 @@ func TestValidate(t *testing.T) {
 			c := DefaultConfig()
 			c.URL = "https://collector.example/ingest"
 			tc.edit(c)
-			if got := fields(c.Validate()); !reflect.DeepEqual(got, tc.want) {
+			if got := sinktest.SortedFields(c.Validate()); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("problems at %v, want %v", got, tc.want)
 			}
 		})

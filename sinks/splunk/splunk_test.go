@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -250,32 +249,12 @@ func TestAnswers(t *testing.T) {
 			d := deliveries(1)[0]
 			d.Action = json.RawMessage(tc.action)
 			_, err := s.Send(context.Background(), d)
-			checkErr(t, err, tc.wantErr, tc.permanent, tc.wait)
+			sinktest.CheckErr(t, err, tc.wantErr, tc.permanent, tc.wait)
 		})
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func checkErr(t *testing.T, err error, want string, permanent bool, wait time.Duration) {
-	t.Helper()
-	if want == "" {
-		if err != nil {
-			t.Fatalf("err = %v, want nil", err)
-		}
-		return
-	}
-	if err == nil || err.Error() != want {
-		t.Fatalf("err = %v, want %q", err, want)
-	}
-	if got := bridge.IsPermanent(err); got != permanent {
-		t.Errorf("permanent = %v, want %v", got, permanent)
-	}
-	d, ok := bridge.RetryDelay(err)
-	if ok != (wait > 0) || d != wait {
-		t.Errorf("retry delay = %v, %v; want %v", d, ok, wait)
-	}
-}
 
 func TestNonSplunkAnswer(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +263,7 @@ func TestNonSplunkAnswer(t *testing.T) {
 	defer srv.Close()
 	s := newSink(t, srv.URL, nil)
 	_, err := s.Send(context.Background(), deliveries(1)[0])
-	checkErr(t, err, "splunk_hec: HTTP 502: <html><body> upstream gone </body></html>", false, 0)
+	sinktest.CheckErr(t, err, "splunk_hec: HTTP 502: <html><body> upstream gone </body></html>", false, 0)
 }
 
 func TestUnreachableIsRetried(t *testing.T) {
@@ -308,7 +287,7 @@ func TestBusyThenRetried(t *testing.T) {
 	s := newSink(t, hec.URL, nil)
 	ds := deliveries(3)
 	for _, err := range s.SendBatch(context.Background(), ds) {
-		checkErr(t, err, "splunk_hec: HTTP 503: Server is busy (code 9)", false, time.Second)
+		sinktest.CheckErr(t, err, "splunk_hec: HTTP 503: Server is busy (code 9)", false, time.Second)
 	}
 	if n := len(hec.Events()); n != 0 {
 		t.Fatalf("busy collector kept %d events", n)
@@ -379,7 +358,7 @@ func TestInvalidEventNumber(t *testing.T) {
 		errs := s.SendBatch(context.Background(), ds)
 		for i, err := range errs {
 			if i == 2 {
-				checkErr(t, err, "splunk_hec: HTTP 400: Invalid data format (code 6)", true, 0)
+				sinktest.CheckErr(t, err, "splunk_hec: HTTP 400: Invalid data format (code 6)", true, 0)
 			} else if err != nil {
 				t.Errorf("delivery %d: %v", i, err)
 			}
@@ -402,7 +381,7 @@ func TestInvalidEventNumber(t *testing.T) {
 		errs := s.SendBatch(context.Background(), ds)
 		for i, err := range errs {
 			if i == 2 || i == 4 {
-				checkErr(t, err, "splunk_hec: HTTP 400: Incorrect index (code 7)", true, 0)
+				sinktest.CheckErr(t, err, "splunk_hec: HTTP 400: Incorrect index (code 7)", true, 0)
 			} else if err != nil {
 				t.Errorf("delivery %d: %v", i, err)
 			}
@@ -445,7 +424,7 @@ func TestInvalidEventNumber(t *testing.T) {
 		for i, err := range errs {
 			switch {
 			case i <= maxResends:
-				checkErr(t, err, "splunk_hec: HTTP 400: Invalid data format (code 6)", true, 0)
+				sinktest.CheckErr(t, err, "splunk_hec: HTTP 400: Invalid data format (code 6)", true, 0)
 			case err == nil || bridge.IsPermanent(err):
 				t.Errorf("delivery %d: err = %v, want retryable", i, err)
 			}
@@ -584,12 +563,6 @@ func TestEndpoint(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	// sorted fields: the order of map keys (headers) is not fixed
-	fields := func(err error) []string {
-		out := sinktest.Fields(err)
-		sort.Strings(out)
-		return out
-	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -607,7 +580,7 @@ func TestValidate(t *testing.T) {
 			c := DefaultConfig()
 			c.URL, c.Token = "https://splunk.example:8088", "t"
 			tc.edit(c)
-			if got := fields(c.Validate()); !reflect.DeepEqual(got, tc.want) {
+			if got := sinktest.SortedFields(c.Validate()); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("problems at %v, want %v", got, tc.want)
 			}
 		})

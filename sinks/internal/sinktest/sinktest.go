@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -90,6 +92,37 @@ func JSON(tb testing.TB, b []byte) any {
 		tb.Fatalf("more than one value in %q", b)
 	}
 	return v
+}
+
+// SortedFields is Fields sorted, for configs whose problems come from map
+// keys (headers), in no fixed order.
+func SortedFields(err error) []string {
+	out := Fields(err)
+	slices.Sort(out)
+	return out
+}
+
+// CheckErr checks a sink's error: nil when want is "", else its text is
+// want, it is permanent or not, and it asks for a retry after wait (0: no
+// Retry-After).
+func CheckErr(tb testing.TB, err error, want string, permanent bool, wait time.Duration) {
+	tb.Helper()
+	if want == "" {
+		if err != nil {
+			tb.Fatalf("err = %v, want nil", err)
+		}
+		return
+	}
+	if err == nil || err.Error() != want {
+		tb.Fatalf("err = %v, want %q", err, want)
+	}
+	if got := bridge.IsPermanent(err); got != permanent {
+		tb.Errorf("permanent = %v, want %v", got, permanent)
+	}
+	d, ok := bridge.RetryDelay(err)
+	if ok != (wait > 0) || d != wait {
+		tb.Errorf("retry delay = %v, %v; want %v", d, ok, wait)
+	}
 }
 
 // YAMLNode parses src into a YAML node.
