@@ -80,6 +80,13 @@ func (b *syncBuffer) String() string {
 // startBridge starts `bridge serve` on cfg and waits until it is ready.
 func startBridge(t *testing.T, cfg, addr string, extra ...string) *proc {
 	t.Helper()
+	return startServe(t, http.DefaultClient, "http://"+addr, cfg, addr, extra...)
+}
+
+// startServe starts `bridge serve` on cfg, listening on addr, and waits
+// until base + "/readyz" answers 200 through client.
+func startServe(t *testing.T, client *http.Client, base, cfg, addr string, extra ...string) *proc {
+	t.Helper()
 	p := &proc{addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = newServeCmd(cfg, p.logs, extra...)
 	if err := p.cmd.Start(); err != nil {
@@ -95,7 +102,7 @@ func startBridge(t *testing.T, cfg, addr string, extra ...string) *proc {
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -121,27 +121,7 @@ func TestServeHTTPS(t *testing.T) {
 	os.WriteFile(cfg, []byte(text), 0o600)
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
-	p := &proc{addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = newServeCmd(cfg, p.logs)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := client.Get("https://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("HTTPS bridge not ready: %v\n%s", err, p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	startServe(t, client, "https://"+addr, cfg, addr)
 	body := []byte(`{"id":"tls-1","type":"agent.error","data":{"agent_id":"a"}}`)
 	req, _ := http.NewRequest("POST", "https://"+addr+"/webhooks/sa", strings.NewReader(string(body)))
 	e2eAuth["sa"].Apply(req, body)
