@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Ingest benchmark: `bridge bench` against `bridge serve` (sync: full, every
-# ack durable) and against a bare net/http handler, alternating, in one run.
+# ack durable), against a bare net/http handler, and against flushfloor (bare
+# plus a group-committed append and fdatasync: the floor under any durable
+# ack on this disk), alternating, in one run.
 # The server is pinned to CPU 0 and the load to CPU 1 (taskset), so each has
 # one core. Prints acks/s and latency for each, then the ratios and the
 # CPU time (user + system) each server spent per event: the ratios move
@@ -14,6 +16,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/bridge" ./cmd/bridge
 go build -o "$work/bare" ./scripts/bare
+go build -o "$work/flushfloor" ./scripts/flushfloor
 cat > "$work/ingest.yaml" <<YAML
 server: {listen: "127.0.0.1:18181"}
 store: {path: data/bridge.db, sync: full}
@@ -49,6 +52,10 @@ for r in $(seq "$rounds"); do
   wait_up http://127.0.0.1:18180/
   read -r b bc < <(run $bare http://127.0.0.1:18180/webhooks/sa)
   kill $bare; wait $bare 2>/dev/null || true
+  taskset -c 0 "$work/flushfloor" 127.0.0.1:18183 "$work/floor" & fl=$!
+  wait_up http://127.0.0.1:18183/
+  read -r d dc < <(run $fl http://127.0.0.1:18183/webhooks/sa)
+  kill $fl; wait $fl 2>/dev/null || true
   rm -rf "$work/data"
   taskset -c 0 "$work/bridge" serve -c "$work/ingest.yaml" 2>/dev/null & br=$!
   wait_up http://127.0.0.1:18181/readyz
@@ -59,5 +66,5 @@ for r in $(seq "$rounds"); do
   wait_up http://127.0.0.1:18182/readyz
   read -r f fc < <(run $bf http://127.0.0.1:18182/webhooks/sa)
   kill $bf; wait $bf 2>/dev/null || true
-  echo "round $r: bare $b/s (${bc} µs CPU/event), bridge ingest $i/s (ratio $(echo "scale=2; $i/$b" | bc), ${ic} µs), bridge + file sink $f/s (ratio $(echo "scale=2; $f/$b" | bc), ${fc} µs)"
+  echo "round $r: bare $b/s (${bc} µs CPU/event), flushfloor $d/s (ratio $(echo "scale=2; $d/$b" | bc), ${dc} µs), bridge ingest $i/s (ratio $(echo "scale=2; $i/$b" | bc), ${ic} µs), bridge + file sink $f/s (ratio $(echo "scale=2; $f/$b" | bc), ${fc} µs)"
 done
