@@ -184,11 +184,7 @@ func TestBatch(t *testing.T) {
 	c := newCollector(t)
 	s := newSink(t, c.URL, func(c *Config) { c.Batch = true })
 	ds := deliveries(10)
-	for i, err := range s.SendBatch(context.Background(), ds) {
-		if err != nil {
-			t.Errorf("delivery %d: %v", i, err)
-		}
-	}
+	sinktest.CheckBatch(t, s.SendBatch(context.Background(), ds), 0)
 	reqs := c.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("requests = %d, want 1", len(reqs))
@@ -218,11 +214,7 @@ func TestNDJSON(t *testing.T) {
 	for _, i := range []int{1, 3} {
 		ds[i].Action = json.RawMessage(`{"format":"ndjson"}`)
 	}
-	for i, err := range s.SendBatch(context.Background(), ds) {
-		if err != nil {
-			t.Errorf("delivery %d: %v", i, err)
-		}
-	}
+	sinktest.CheckBatch(t, s.SendBatch(context.Background(), ds), 0)
 	reqs := c.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("requests = %d, want one per format", len(reqs))
@@ -305,11 +297,7 @@ func TestBatchSplitAndTooLarge(t *testing.T) {
 	c.Script(answer{status: 413, body: "request entity too large"})
 	s := newSink(t, c.URL, func(c *Config) { c.Batch = true; c.BatchBytes = minBatchBytes })
 	ds := deliveries(30)
-	for i, err := range s.SendBatch(context.Background(), ds) {
-		if err != nil {
-			t.Errorf("delivery %d: %v", i, err)
-		}
-	}
+	sinktest.CheckBatch(t, s.SendBatch(context.Background(), ds), 0)
 	var got []any
 	for _, r := range c.Requests() {
 		if len(r.body) > minBatchBytes {
@@ -346,15 +334,7 @@ func TestBadDeliveries(t *testing.T) {
 	ds := deliveries(3)
 	ds[0] = &bridge.Delivery{ID: 1}
 	ds[1].Action = json.RawMessage(`{"format":"xml"}`)
-	errs := s.SendBatch(context.Background(), ds)
-	for i := range 2 {
-		if errs[i] == nil || !bridge.IsPermanent(errs[i]) {
-			t.Errorf("delivery %d: err = %v, want permanent", i, errs[i])
-		}
-	}
-	if errs[2] != nil {
-		t.Errorf("good delivery: %v", errs[2])
-	}
+	sinktest.CheckBatch(t, s.SendBatch(context.Background(), ds), 2)
 }
 
 func TestNoSecretLeaks(t *testing.T) {

@@ -140,11 +140,7 @@ func TestBatchInOneRequest(t *testing.T) {
 	defer hec.Close()
 	s := newSink(t, hec.URL, nil)
 	ds := deliveries(25)
-	for i, err := range s.SendBatch(context.Background(), ds) {
-		if err != nil {
-			t.Errorf("delivery %d: %v", i, err)
-		}
-	}
+	sinktest.CheckBatch(t, s.SendBatch(context.Background(), ds), 0)
 	if got := hec.Requests(); got != 1 {
 		t.Errorf("requests = %d, want 1", got)
 	}
@@ -181,11 +177,7 @@ func TestBatchSplitByBytes(t *testing.T) {
 	defer proxy.Close()
 	s := newSink(t, proxy.URL, func(c *Config) { c.BatchBytes = minBatchBytes })
 	ds := deliveries(40)
-	for i, err := range s.SendBatch(context.Background(), ds) {
-		if err != nil {
-			t.Errorf("delivery %d: %v", i, err)
-		}
-	}
+	sinktest.CheckBatch(t, s.SendBatch(context.Background(), ds), 0)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(sizes) < 2 {
@@ -404,11 +396,7 @@ func TestInvalidEventNumber(t *testing.T) {
 		hec := hecfake.New(testToken, hecfake.AllowIndexes("main"))
 		defer hec.Close()
 		s := newSink(t, hec.URL, nil)
-		for i, err := range s.SendBatch(context.Background(), deliveries(50)) {
-			if err == nil || !bridge.IsPermanent(err) {
-				t.Errorf("delivery %d: err = %v, want permanent", i, err)
-			}
-		}
+		sinktest.CheckBatch(t, s.SendBatch(context.Background(), deliveries(50)), 50)
 		if got := hec.Requests(); got != 1 {
 			t.Errorf("requests = %d, want 1", got)
 		}
@@ -438,11 +426,7 @@ func TestInvalidEventNumber(t *testing.T) {
 		defer hec.Close()
 		hec.Script(hecfake.InvalidFormat(9))
 		s := newSink(t, hec.URL, nil)
-		for i, err := range s.SendBatch(context.Background(), deliveries(3)) {
-			if err == nil || !bridge.IsPermanent(err) {
-				t.Errorf("delivery %d: err = %v, want permanent", i, err)
-			}
-		}
+		sinktest.CheckBatch(t, s.SendBatch(context.Background(), deliveries(3)), 3)
 	})
 }
 
@@ -453,15 +437,7 @@ func TestBadDeliveries(t *testing.T) {
 	ds := deliveries(3)
 	ds[0] = &bridge.Delivery{ID: 9}
 	ds[1].Action = json.RawMessage(`{"format":"cef"}`)
-	errs := s.SendBatch(context.Background(), ds)
-	for i := range 2 {
-		if errs[i] == nil || !bridge.IsPermanent(errs[i]) {
-			t.Errorf("delivery %d: err = %v, want permanent", i, errs[i])
-		}
-	}
-	if errs[2] != nil {
-		t.Errorf("good delivery: %v", errs[2])
-	}
+	sinktest.CheckBatch(t, s.SendBatch(context.Background(), ds), 2)
 }
 
 func TestNoSecretLeaks(t *testing.T) {

@@ -125,6 +125,20 @@ func CheckErr(tb testing.TB, err error, want string, permanent bool, wait time.D
 	}
 }
 
+// CheckBatch checks the errors of one SendBatch: the first permanent
+// deliveries failed permanently, and every later one succeeded.
+func CheckBatch(tb testing.TB, errs []error, permanent int) {
+	tb.Helper()
+	for i, err := range errs {
+		switch {
+		case i < permanent && (err == nil || !bridge.IsPermanent(err)):
+			tb.Errorf("delivery %d: err = %v, want permanent", i, err)
+		case i >= permanent && err != nil:
+			tb.Errorf("delivery %d: %v", i, err)
+		}
+	}
+}
+
 // YAMLNode parses src into a YAML node.
 func YAMLNode(tb testing.TB, src string) *yaml.Node {
 	tb.Helper()
