@@ -515,13 +515,7 @@ func (c *brokenConn) Write(p []byte) (int, error) {
 // exactly the deliveries not fully written, and the next attempt dials a
 // new connection.
 func TestBrokenMidBatch(t *testing.T) {
-	cfg := NewConfig()
-	cfg.Address = "127.0.0.1:1"
-	s, err := New(cfg, bridge.SinkEnv{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s := offlineSink(t)
 	var ds []*bridge.Delivery
 	var frames []string
 	for i := range 5 {
@@ -568,12 +562,7 @@ func TestBrokenMidBatch(t *testing.T) {
 // TestDialBackoff: while dials fail, attempts between them fail at once
 // without dialing; after the backoff the sink dials again.
 func TestDialBackoff(t *testing.T) {
-	cfg := NewConfig()
-	cfg.Address = "127.0.0.1:1"
-	s, err := New(cfg, bridge.SinkEnv{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := offlineSink(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return now }
 	dials := 0
@@ -619,12 +608,7 @@ func TestDialBackoff(t *testing.T) {
 // TestWriteHonoursContext: a write the receiver does not read ends when the
 // context does, fails, and drops the connection.
 func TestWriteHonoursContext(t *testing.T) {
-	cfg := NewConfig()
-	cfg.Address = "127.0.0.1:1"
-	s, err := New(cfg, bridge.SinkEnv{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := offlineSink(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return now }
 	dials := 0
@@ -743,6 +727,20 @@ func TestType(t *testing.T) {
 }
 
 // currentConn reads the sink's connection as a delivery would.
+// offlineSink is a sink with the default config whose address nothing
+// listens on, for tests that replace its dial.
+func offlineSink(t *testing.T) *Sink {
+	t.Helper()
+	cfg := NewConfig()
+	cfg.Address = "127.0.0.1:1"
+	s, err := New(cfg, bridge.SinkEnv{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
 func currentConn(s *Sink) *conn {
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
