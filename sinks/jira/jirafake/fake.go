@@ -388,6 +388,18 @@ func badRequest(w http.ResponseWriter, msgs []string, errs map[string]string) {
 	writeJSON(w, http.StatusBadRequest, errorCollection(msgs, errs))
 }
 
+// msgInvalidPayload is Jira's message for a body it cannot read as the
+// resource; invalidPayload answers it as a 400.
+const msgInvalidPayload = "Invalid request payload. Refer to the REST API documentation and try again."
+
+func invalidPayload(w http.ResponseWriter) { badRequest(w, []string{msgInvalidPayload}, nil) }
+
+// issueNotFound is Jira's 404 for an issue key, whether it does not exist or
+// the user may not see it.
+func issueNotFound(w http.ResponseWriter) {
+	writeJSON(w, http.StatusNotFound, errorCollection([]string{"Issue does not exist or you do not have permission to see it."}, nil))
+}
+
 func (s *Server) serverInfo(w http.ResponseWriter, _ *http.Request) {
 	if s.opts.Flavor == Cloud {
 		writeJSON(w, 200, map[string]any{"baseUrl": s.URL, "version": "1001.0.0-SNAPSHOT", "versionNumbers": []int{1001, 0, 0},
@@ -423,12 +435,12 @@ func (s *Server) priorities(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	var body map[string]json.RawMessage
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body["fields"] == nil {
-		badRequest(w, []string{"Invalid request payload. Refer to the REST API documentation and try again."}, nil)
+		invalidPayload(w)
 		return
 	}
 	var fields map[string]any
 	if err := json.Unmarshal(body["fields"], &fields); err != nil {
-		badRequest(w, []string{"Invalid request payload. Refer to the REST API documentation and try again."}, nil)
+		invalidPayload(w)
 		return
 	}
 	s.mu.Lock()
@@ -535,7 +547,7 @@ func (s *Server) validate(f map[string]any) (*Issue, []string, map[string]string
 			want = "name"
 		}
 		if _, ok := m[want].(string); !ok || len(m) != 1 {
-			msgs = append(msgs, "Invalid request payload. Refer to the REST API documentation and try again.")
+			msgs = append(msgs, msgInvalidPayload)
 		}
 		iss.Assignee = m
 	}
@@ -624,7 +636,7 @@ func (s *Server) getIssue(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	iss := s.find(r.PathValue("key"))
 	if iss == nil {
-		writeJSON(w, http.StatusNotFound, errorCollection([]string{"Issue does not exist or you do not have permission to see it."}, nil))
+		issueNotFound(w)
 		return
 	}
 	writeJSON(w, 200, s.issueJSON(iss))
@@ -633,7 +645,7 @@ func (s *Server) getIssue(w http.ResponseWriter, r *http.Request) {
 func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
 	var body map[string]any
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		badRequest(w, []string{"Invalid request payload. Refer to the REST API documentation and try again."}, nil)
+		invalidPayload(w)
 		return
 	}
 	text, ok := body["body"].(string)
@@ -648,7 +660,7 @@ func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !ok {
-		badRequest(w, []string{"Invalid request payload. Refer to the REST API documentation and try again."}, nil)
+		invalidPayload(w)
 		return
 	}
 	if strings.TrimSpace(text) == "" {
@@ -659,7 +671,7 @@ func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	iss := s.find(r.PathValue("key"))
 	if iss == nil {
-		writeJSON(w, http.StatusNotFound, errorCollection([]string{"Issue does not exist or you do not have permission to see it."}, nil))
+		issueNotFound(w)
 		return
 	}
 	iss.Comments = append(iss.Comments, text)
