@@ -79,9 +79,6 @@ func (s *Server) SetRuntime(rt *Runtime) {
 	s.rt.Store(rt)
 }
 
-// Runtime returns the config being served.
-func (s *Server) Runtime() *Runtime { return s.rt.Load() }
-
 // Handler returns the bridge's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()

@@ -137,9 +137,6 @@ func New(opts Options) *Server {
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
 
-// URL is the server's base URL.
-func (s *Server) URL() string { return s.srv.URL }
-
 // APIURL is the Web API base, ending with a slash (for api_url).
 func (s *Server) APIURL() string { return s.srv.URL + "/api/" }
 
@@ -186,19 +183,6 @@ func (s *Server) RevokeToken(token, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokens[token] = code
-}
-
-// SetChannel adds a channel or replaces the one with the same ID.
-func (s *Server) SetChannel(c Channel) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, old := range s.channels {
-		if old.ID == c.ID {
-			s.channels[i] = &c
-			return
-		}
-	}
-	s.channels = append(s.channels, &c)
 }
 
 // DeleteMessage deletes a message: replies to it are then posted as
