@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // decodeObjectV1 is DecodeObject as encoding/json does it, the reference the
@@ -75,11 +77,46 @@ func TestDecodeObject(t *testing.T) {
 	}
 }
 
+// TestDecodeStrict checks what the webhook decoder refuses beyond
+// DecodeObject, and that it says where a key was given twice.
+func TestDecodeStrict(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		err string // "" : decodes as DecodeObject does
+	}{
+		{in: `{"a":1,"b":{"a":[{"a":2}]},"c":"\ufffd\ud83d\ude00"}`},
+		{in: "{\"s\":\"\xef\xbf\xbd\"}"},
+		{in: "{\"s\":\"\xff\"}", err: "invalid UTF-8"},
+		{in: "{\"\xff\":1}", err: "invalid UTF-8"},
+		{in: `{"s":"\ud800"}`, err: "invalid surrogate pair"},
+		{in: `{"s":"\udc00\ud800"}`, err: "invalid surrogate pair"},
+		{in: `{"a":1,"a":1}`, err: `duplicate key "a" in the envelope`},
+		{in: `{"d":{"x":1,"y":2,"x":3}}`, err: `duplicate key "x" in d`},
+		{in: `{"d":[1,{"e":{"f":{},"f":{}}}]}`, err: `duplicate key "f" in d[1].e`},
+		{in: `{"":{"1x":{"":1,"":2}}}`, err: `duplicate key "" in [""]["1x"]`},
+		{in: `[1,1]`, err: "not a JSON object"},
+		{in: `{"a":1}{}`, err: "unexpected data after the JSON value"},
+	} {
+		got, err := decodeStrict([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("decodeStrict(%q) = %v, %v; want error %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		want, werr := DecodeObject([]byte(tc.in))
+		if err != nil || werr != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("decodeStrict(%q) = %#v, %v; DecodeObject %#v, %v", tc.in, got, err, want, werr)
+		}
+	}
+}
+
 // FuzzDecodeObject checks DecodeObject against encoding/json: the same
 // inputs are refused, and the same objects come out.
 func FuzzDecodeObject(f *testing.F) {
 	for _, s := range []string{`{"a":1,"b":[1.5,"x",null,true,{"c":{}}]}`, `{"a":"\u00e9\ud83d\ude00"}`, `[]`, `{"a":1}{}`,
-		`{"n":-0,"m":1E+2,"big":123456789012345678901234567890}`, "{\"s\":\"\xc3\x28\"}", `{"a":"\ud800"}`, `{"a":1,"a":{"b":2}}`} {
+		`{"n":-0,"m":1E+2,"big":123456789012345678901234567890}`, "{\"s\":\"\xc3\x28\"}", `{"a":"\ud800"}`, `{"a":1,"a":{"b":2}}`,
+		`{"d":{"x":[{"k":1,"k":2}]}}`, "{\"s\":\"\xef\xbf\xbd\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -90,6 +127,15 @@ func FuzzDecodeObject(f *testing.F) {
 		}
 		if ok && !reflect.DeepEqual(got, want) {
 			t.Fatalf("DecodeObject(%q) = %#v; encoding/json %#v", b, got, want)
+		}
+		// decodeStrict takes what both DecodeObject and RFC 7493 (UTF-8,
+		// whole surrogate pairs, unique names) take, to the same tree.
+		strict, serr := decodeStrict(b)
+		if wantOK := ok && jsontext.Value(b).IsValid(); wantOK != (serr == nil) {
+			t.Fatalf("decodeStrict(%q): err %v, want ok %v", b, serr, wantOK)
+		}
+		if serr == nil && !reflect.DeepEqual(strict, got) {
+			t.Fatalf("decodeStrict(%q) = %#v; DecodeObject %#v", b, strict, got)
 		}
 	})
 }

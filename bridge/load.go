@@ -3,8 +3,10 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -134,8 +136,16 @@ type loader struct {
 	envLines map[int]bool // lines whose values came from the environment
 }
 
+// add records a problem, once: a section decoded twice (sinks are, whole and
+// entry by entry) would otherwise report its mistakes twice.
 func (l *loader) add(line int, format string, args ...any) {
-	l.problems = append(l.problems, Problem{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	p := Problem{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+	for _, q := range l.problems {
+		if q == p {
+			return
+		}
+	}
+	l.problems = append(l.problems, p)
 }
 
 func (l *loader) keys(kps []KeyProblem) {
@@ -146,6 +156,7 @@ func (l *loader) keys(kps []KeyProblem) {
 
 // decode decodes n into v, turning yaml's type errors into problems.
 func (l *loader) decode(n *yaml.Node, v any) {
+	l.wholeNumbers(n, reflect.TypeOf(v), "")
 	err := n.Decode(v)
 	if err == nil {
 		return
@@ -166,9 +177,88 @@ func (l *loader) decode(n *yaml.Node, v any) {
 	l.add(line, "%s", msg)
 }
 
+// wholeNumbers reports every number with a fraction (or out of range) that
+// n gives a whole-number setting of type t: yaml.v3 would quietly cut
+// max_body_bytes: 100.9 to 100. A whole number written as a float (1e6,
+// 100.0) is taken. path is the dotted key path so far within the innermost
+// list entry, which is how the other problems name a key.
+func (l *loader) wholeNumbers(n *yaml.Node, t reflect.Type, path string) {
+	if n == nil || t == nil {
+		return
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		if t.Implements(unmarshalerType) {
+			return
+		}
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return // Duration and the like read their own numbers
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if ft, ok := fields[n.Content[i].Value]; ok {
+				l.wholeNumbers(n.Content[i+1], ft, joinKey(path, n.Content[i].Value))
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			l.wholeNumbers(n.Content[i+1], t.Elem(), joinKey(path, n.Content[i].Value))
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind == yaml.SequenceNode {
+			for _, c := range n.Content {
+				l.wholeNumbers(c, t.Elem(), "")
+			}
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!float" {
+			return
+		}
+		var f float64
+		if n.Decode(&f) != nil || math.IsNaN(f) || math.IsInf(f, 1) {
+			return // yaml refuses these itself
+		}
+		value := n.Value
+		if l.envLines[n.Line] {
+			value = "(the value from the environment)"
+		}
+		switch {
+		case f != math.Trunc(f):
+			l.add(n.Line, "%s: must be a whole number, got %s", path, value)
+		case f < math.MinInt64 || t.Kind() >= reflect.Uint && f < 0:
+			l.add(n.Line, "%s: %s is out of range", path, value)
+		}
+	}
+}
+
+// joinKey appends key to a dotted path.
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
 // cleanTypeMsg makes yaml's Go-flavoured type messages readable.
 func cleanTypeMsg(msg string) string {
-	r := strings.NewReplacer("!!str", "text", "!!int", "number", "!!float", "number", "!!bool", "true/false",
+	// " into" and " int64" come first: " int" would match inside them.
+	r := strings.NewReplacer(" into", " into", " int64", " a whole number", "!!str", "text", "!!int", "number", "!!float", "number", "!!bool", "true/false",
 		"!!map", "a mapping", "!!seq", "a list", "bridge.Duration", "duration", "bridge.Secret", "text",
 		"int64", "a whole number", "float64", "a number", " int", " a whole number", "[]", "a list of ")
 	return r.Replace(msg)
@@ -217,16 +307,19 @@ func expandEnv(n *yaml.Node, l *loader) {
 			l.add(n.Line, "environment variable %s is not set (set it, or write ${%s:-default})", m[1], m[1])
 			return ""
 		})
-		if n.Tag == "!!str" || n.Style != 0 {
-			return
+		if n.Style != 0 {
+			return // quoted, a block scalar or tagged: it stays as written
 		}
-		// A plain scalar such as ${PORT} takes the type of what it became.
-		n.Tag = ""
+		// A plain scalar such as ${PORT} takes the type of what it became
+		// when that is a number or true/false, and is text otherwise (yaml
+		// resolved it as text, "${" and all; a value "null" stays text too).
+		n.Tag = "!!str"
 		var probe yaml.Node
 		if err := yaml.Unmarshal([]byte(n.Value), &probe); err == nil && len(probe.Content) == 1 && probe.Content[0].Kind == yaml.ScalarNode {
-			n.Tag = probe.Content[0].Tag
-		} else {
-			n.Tag = "!!str"
+			switch tag := probe.Content[0].ShortTag(); tag {
+			case "!!int", "!!float", "!!bool":
+				n.Tag = tag
+			}
 		}
 		return
 	}

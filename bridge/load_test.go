@@ -109,7 +109,11 @@ func TestLoadMistakes(t *testing.T) {
 		{"unknown sink key", "sinks:\n  - name: s\n    type: fake\n    url: http://x\n    uri: http://y\n", 5, `unknown key "uri"`},
 		{"unknown nested sink key", "sinks:\n  - name: s\n    type: fake\n    url: http://x\n    retry:\n      intial: 1s\n", 6, `unknown key "intial"`},
 		{"unknown rule key", "rules:\n  - name: r\n    wen: 'true'\n    actions: []\n", 3, `unknown key "wen"`},
-		{"wrong type", "server:\n  max_body_bytes: lots\n", 2, "cannot unmarshal"},
+		{"wrong type", "server:\n  max_body_bytes: lots\n", 2, "cannot unmarshal text `lots` into a whole number"},
+		{"fraction for a whole number", "server:\n  listen: \":1\"\n  max_body_bytes: 100.9\n", 3, "server.max_body_bytes: must be a whole number, got 100.9"},
+		{"fraction for a source's whole number", "sources:\n  - name: a\n    vendor: antly\n    insecure: true\n    rate_limit: {rps: 1.5, burst: 2.5}\n", 5, "rate_limit.burst: must be a whole number, got 2.5"},
+		{"fraction for a sink's whole number", "sinks:\n  - name: s\n    type: fake\n    url: http://x\n    concurrency: 2.5\n", 5, "concurrency: must be a whole number, got 2.5"},
+		{"negative infinity for a whole number", "server:\n  max_body_bytes: -.inf\n", 2, "server.max_body_bytes: -.inf is out of range"},
 		{"bad duration", "store:\n  retention: forever\n", 2, `"forever" is not a duration`},
 		{"unset variable", "sources:\n  - name: a\n    vendor: antly\n    token: ${BRIDGE_TEST_UNSET}\n", 4, "environment variable BRIDGE_TEST_UNSET is not set"},
 		{"no credentials", "sources:\n  - name: a\n    vendor: antly\n", 2, "no secret, secrets or token"},
@@ -140,6 +144,39 @@ func TestLoadMistakes(t *testing.T) {
 			}
 			t.Errorf("no problem at line %d containing %q; got:\n%v", c.line, c.want, err)
 		})
+	}
+}
+
+// TestLoadWholeNumbers checks what a whole-number setting takes: an integer,
+// a float with no fraction, a ${VAR} that expands to one; and that a
+// fraction is one problem, even in a sink (decoded twice).
+func TestLoadWholeNumbers(t *testing.T) {
+	t.Setenv("BRIDGE_TEST_MAX", "2048")
+	t.Setenv("BRIDGE_TEST_FRACTION", "100.9")
+	for _, c := range []struct {
+		text string
+		want int64
+	}{
+		{"server:\n  max_body_bytes: 4096\n", 4096},
+		{"server:\n  max_body_bytes: 1e6\n", 1000000},
+		{"server:\n  max_body_bytes: 2048.0\n", 2048},
+		{"server:\n  max_body_bytes: ${BRIDGE_TEST_MAX}\n", 2048},
+		{"server:\n  max_body_bytes: ${BRIDGE_TEST_UNSET:-512}\n", 512},
+	} {
+		cfg, err := Load(writeConfig(t, c.text), fakeTypes())
+		if err != nil || cfg.Server.MaxBodyBytes != c.want {
+			t.Errorf("%q: max_body_bytes %d, %v; want %d", c.text, cfg.Server.MaxBodyBytes, err, c.want)
+		}
+	}
+	for _, c := range []struct{ text, want string }{
+		{"server:\n  max_body_bytes: ${BRIDGE_TEST_FRACTION}\n", "server.max_body_bytes: must be a whole number, got (the value from the environment)"},
+		{"sinks:\n  - name: s\n    type: fake\n    url: http://x\n    concurrency: 2.5\n", "concurrency: must be a whole number, got 2.5"},
+	} {
+		_, err := Load(writeConfig(t, c.text), fakeTypes())
+		var ps Problems
+		if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Msg, c.want) {
+			t.Errorf("%q: %v; want one problem %q", c.text, err, c.want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -36,45 +37,61 @@ const (
 )
 
 // decodeBody decodes a webhook body into its top-level object, saying what is
-// wrong when it is not one.
+// wrong when it is not one. The body must be valid UTF-8 with no key given
+// twice (see decodeStrict): a decoder that patched either up would let two
+// distinct events read the same, and one of them be dropped as a duplicate.
 func decodeBody(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, badRequest("body is empty: expected a JSON object")
 	}
-	m, err := DecodeObject(body)
-	if err != nil {
-		if json.Valid(body) {
-			return nil, badRequest("body is not a JSON object")
-		}
-		return nil, badRequest("body is not valid JSON: %v", err)
+	m, err := decodeStrict(body)
+	if err == nil {
+		return m, nil
 	}
-	return m, nil
+	var dup *duplicateKeyError
+	switch {
+	case !utf8.Valid(body):
+		return nil, badRequest("body is not valid UTF-8 JSON (invalid UTF-8 at byte offset %d)", invalidUTF8At(body))
+	case errors.As(err, &dup):
+		return nil, badRequest("%v", dup)
+	case errors.Is(err, errNotObject):
+		return nil, badRequest("body is not a JSON object")
+	}
+	return nil, badRequest("body is not valid JSON: %v", jsonError(err))
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not part
+// of a UTF-8 character, or -1.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // requiredString reads a required top-level field that must be a non-empty
-// string. An id may also be sent as an integer; it is then used as its
-// decimal text.
+// string without a NUL. An id may also be sent as an integer; it is then
+// used as its decimal text. Any other number is refused rather than turned
+// into text: 1.0 and 1, or two integers past float64's precision, would
+// otherwise be one id.
 func requiredString(m map[string]any, key string, max int, allowInt bool) (string, error) {
 	v, ok := m[key]
-	if !ok || v == nil {
+	if !ok {
 		return "", badRequest("required field %q is missing", key)
 	}
-	var s string
-	switch x := v.(type) {
-	case string:
-		s = x
-	case int64:
-		if !allowInt {
-			return "", badRequest("field %q must be a string", key)
+	s, ok := v.(string)
+	if !ok {
+		if s, ok = integerText(v); !ok || !allowInt {
+			want := "a string"
+			if allowInt {
+				want = "a string or an integer"
+			}
+			return "", badRequest("field %q must be %s, got %s", key, want, describe(v))
 		}
-		s = strconv.FormatInt(x, 10)
-	case json.Number:
-		if !allowInt {
-			return "", badRequest("field %q must be a string", key)
-		}
-		s = x.String()
-	default:
-		return "", badRequest("field %q must be a string", key)
 	}
 	if strings.TrimSpace(s) == "" {
 		return "", badRequest("required field %q is empty", key)
@@ -82,7 +99,51 @@ func requiredString(m map[string]any, key string, max int, allowInt bool) (strin
 	if len(s) > max {
 		return "", badRequest("field %q is longer than %d bytes", key, max)
 	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", badRequest("field %q contains a NUL character", key)
+	}
 	return s, nil
+}
+
+// integerText is the decimal text of a JSON integer (as DecodeObject gives
+// it: int64, or json.Number beyond int64); ok is false for anything else.
+func integerText(v any) (string, bool) {
+	switch x := v.(type) {
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case json.Number:
+		return string(x), isIntegerLiteral(string(x))
+	}
+	return "", false
+}
+
+// describe says in words what kind of JSON value v is, for an error.
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case int64:
+		return "an integer"
+	case float64:
+		if x != math.Trunc(x) {
+			return "a number with a fraction"
+		}
+		return "a number with a decimal point or an exponent"
+	case json.Number:
+		if isIntegerLiteral(string(x)) {
+			return "an integer"
+		}
+		return "a number with a decimal point or an exponent"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // dataObject returns the payload's data object: {} when absent or null, an

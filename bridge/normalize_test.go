@@ -346,8 +346,31 @@ func TestNormalizeBadRequests(t *testing.T) {
 		{"agility empty id", VendorAgility, `{"id":"","event_name":"analysis_done"}`, `required field "id" is empty`},
 		{"agility numeric type", VendorAgility, `{"id":"1","event_name":7}`, `field "event_name" must be a string`},
 		{"secureagentics no id", VendorSecureagentics, `{"type":"alert.triggered"}`, `required field "id" is missing`},
-		{"secureagentics null id", VendorSecureagentics, `{"id":null,"type":"alert.triggered"}`, `required field "id" is missing`},
-		{"secureagentics object id", VendorSecureagentics, `{"id":{},"type":"alert.triggered"}`, `field "id" must be a string`},
+		{"secureagentics null id", VendorSecureagentics, `{"id":null,"type":"alert.triggered"}`, `field "id" must be a string or an integer, got null`},
+		{"secureagentics object id", VendorSecureagentics, `{"id":{},"type":"alert.triggered"}`, `field "id" must be a string or an integer, got an object`},
+		{"array id", VendorSecureagentics, `{"id":["e"],"type":"x"}`, `field "id" must be a string or an integer, got an array`},
+		{"boolean id", VendorAgility, `{"id":false,"event_name":"x"}`, `field "id" must be a string or an integer, got a boolean`},
+		{"fractional id", VendorAgility, `{"id":1.5,"event_name":"x"}`, `field "id" must be a string or an integer, got a number with a fraction`},
+		{"id with a decimal point", VendorAgility, `{"id":1.0,"event_name":"x"}`, `field "id" must be a string or an integer, got a number with a decimal point or an exponent`},
+		{"id with an exponent", VendorSecureagentics, `{"id":1e2,"type":"x"}`, `field "id" must be a string or an integer, got a number with a decimal point or an exponent`},
+		{"id beyond float64", VendorSecureagentics, `{"id":1e400,"type":"x"}`, `field "id" must be a string or an integer, got a number with a decimal point or an exponent`},
+		{"null type", VendorSecureagentics, `{"id":"1","type":null}`, `field "type" must be a string, got null`},
+		{"integer type", VendorSecureagentics, `{"id":"1","type":3}`, `field "type" must be a string, got an integer`},
+		{"NUL in id", VendorSecureagentics, `{"id":"evt\u0000","type":"x"}`, `field "id" contains a NUL character`},
+		{"NUL in type", VendorAgility, `{"id":"1","event_name":"a\u0000b"}`, `field "event_name" contains a NUL character`},
+		{"invalid UTF-8 id", VendorSecureagentics, "{\"id\":\"u\xff\",\"type\":\"x\"}", "body is not valid UTF-8 JSON (invalid UTF-8 at byte offset 8)"},
+		{"invalid UTF-8 key", VendorAgility, "{\"id\":\"1\",\"event_name\":\"x\",\"data\":{\"\xe2\x82\":1}}", "body is not valid UTF-8 JSON (invalid UTF-8 at byte offset 36)"},
+		{"invalid UTF-8 in antly body", VendorAntly, "{\"event\":\"x\",\"data\":{\"id\":\"\xfe\"}}", "body is not valid UTF-8 JSON (invalid UTF-8 at byte offset 27)"},
+		{"invalid UTF-8 outside a string", VendorAntly, "{\"event\":\"x\"}\xff", "body is not valid UTF-8 JSON (invalid UTF-8 at byte offset 13)"},
+		{"lone surrogate escape", VendorSecureagentics, `{"id":"u\udfff","type":"x"}`, "body is not valid JSON: invalid surrogate pair"},
+		{"duplicate id", VendorSecureagentics, `{"id":"a","type":"x","id":"b"}`, `duplicate key "id" in the envelope`},
+		{"duplicate type", VendorSecureagentics, `{"type":"x","id":"a","type":"y"}`, `duplicate key "type" in the envelope`},
+		{"duplicate event_name", VendorAgility, `{"id":"a","event_name":"x","event_name":"x"}`, `duplicate key "event_name" in the envelope`},
+		{"duplicate event", VendorAntly, `{"event":"a","data":{},"event":"b"}`, `duplicate key "event" in the envelope`},
+		{"duplicate data", VendorAgility, `{"id":"a","event_name":"x","data":{"a":1},"data":{}}`, `duplicate key "data" in the envelope`},
+		{"duplicate other top-level key", VendorSecureagentics, `{"id":"a","type":"x","timestamp":1,"timestamp":2}`, `duplicate key "timestamp" in the envelope`},
+		{"duplicate key in data", VendorAntly, `{"event":"a","data":{"id":"1","id":"2"}}`, `duplicate key "id" in data`},
+		{"duplicate key deep in data", VendorSecureagentics, `{"id":"a","type":"x","data":{"items":[{},{"k":{"a b":{"z":1,"z":2}}}]}}`, `duplicate key "z" in data.items[1].k["a b"]`},
 		{"secureagentics no type", VendorSecureagentics, `{"id":"evt_1"}`, `required field "type" is missing`},
 		{"antly no event", VendorAntly, `{"timestamp":"2024-08-21T10:15:00Z","data":{}}`, `required field "event" is missing`},
 		{"data array", VendorAntly, `{"event":"x","data":[1]}`, `field "data" must be a JSON object`},
@@ -369,6 +392,25 @@ func TestNormalizeBadRequests(t *testing.T) {
 				t.Errorf("message = %q, want it to start with %q", bad.Msg, tt.want)
 			}
 		})
+	}
+}
+
+// TestNormalizeIDs checks the ids that are taken: any string but one with a
+// NUL, and integers as their decimal text, however large.
+func TestNormalizeIDs(t *testing.T) {
+	for _, tc := range []struct{ id, want string }{
+		{`"evt_1"`, "evt_1"},
+		{`"u\ufffd"`, "u\ufffd"},
+		{"\"u\xef\xbf\xbd\"", "u\ufffd"},
+		{`42`, "42"},
+		{`-7`, "-7"},
+		{`18446744073709551616`, "18446744073709551616"},
+	} {
+		body := `{"id":` + tc.id + `,"type":"x"}`
+		ev, err := normalizeSecureagentics([]byte(body), testReceived)
+		if err != nil || ev.ID != tc.want {
+			t.Errorf("id %s: %+v, %v; want id %q", tc.id, ev, err, tc.want)
+		}
 	}
 }
 
@@ -492,6 +534,10 @@ func fuzzNormalizer(f *testing.F, fn func([]byte, time.Time) (*Event, error), se
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := fn(body, testReceived)
 		checkNormalized(t, ev, err)
+		// What is taken is unambiguous: valid UTF-8, an id without a NUL.
+		if err == nil && (!utf8.Valid(body) || strings.IndexByte(ev.ID, 0) >= 0) {
+			t.Fatalf("accepted %q as event id %q", body, ev.ID)
+		}
 	})
 }
 
@@ -518,15 +564,39 @@ func FuzzNormalizeAntly(f *testing.F) {
 		readExample(f, VendorAntly, "profile.Customer-update.json"))
 }
 
-// BenchmarkNormalize normalizes a ~1 KB Secureagentics alert, the shape
-// `bridge bench` sends.
-func BenchmarkNormalize(b *testing.B) {
+// benchBody is a ~1 KB Secureagentics alert, the shape `bridge bench` sends.
+func benchBody(b *testing.B) []byte {
 	body, err := json.Marshal(map[string]any{"id": "bench-0a1b2c3d-0000001", "type": "alert.triggered", "timestamp": "2026-11-23T10:00:00Z",
 		"data": map[string]any{"alert_id": "alt_7f3e", "agent_id": "agt_abc123", "severity": "high", "details": "Rate limit exceeded: 150 prompts/min",
 			"prompt_count": 150, "notes": strings.Repeat("Agent support-triage-bot sent 150 prompts in the last minute. ", 12)}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return body
+}
+
+// BenchmarkDecode compares the webhook decoder with DecodeObject, which
+// checks neither UTF-8 nor duplicate keys, on benchBody.
+func BenchmarkDecode(b *testing.B) {
+	body := benchBody(b)
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte) (map[string]any, error)
+	}{{"lenient", DecodeObject}, {"strict", decodeStrict}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.decode(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNormalize normalizes benchBody.
+func BenchmarkNormalize(b *testing.B) {
+	body := benchBody(b)
 	received := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
