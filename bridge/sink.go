@@ -87,6 +87,11 @@ type SinkEnv struct {
 	Timeout time.Duration // the per-attempt timeout the pipeline applies
 	BaseDir string        // the config file's directory
 	Version string        // the bridge's version
+	// Fault is a seam for crash tests, nil in production: a sink calls it
+	// at its named fault-injection points ("jira.after-remember"), and the
+	// binary, only when BRIDGE_TEST_FAULT names that point, kills itself
+	// there with SIGKILL.
+	Fault func(point string)
 }
 
 // Path resolves p against the config file's directory unless it is absolute

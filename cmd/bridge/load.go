@@ -78,6 +78,7 @@ func sinkEnv(e *bridge.SinkEntry, cfg *bridge.Config, store *bridge.Store, log *
 		Timeout: e.Timeout.D(),
 		BaseDir: cfg.BaseDir,
 		Version: version,
+		Fault:   testFault(log),
 	}
 	if store != nil {
 		env.State = store.SinkState(e.Name)

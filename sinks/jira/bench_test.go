@@ -23,7 +23,7 @@ func TestRequestsPerEvent(t *testing.T) {
 			h := newHarness(t, jirafake.Options{Flavor: fl})
 			s := h.sink()
 			send(t, s, delivery(t, 1, event("warm-up"), map[string]any{"summary": "s"}))
-			for _, tc := range []struct {
+			for i, tc := range []struct {
 				name   string
 				action map[string]any
 				subj   string
@@ -35,7 +35,7 @@ func TestRequestsPerEvent(t *testing.T) {
 				{"dedupe off", map[string]any{"summary": "s", "dedupe": ""}, "off", map[string]int{jirafake.RouteCreate: 1}},
 			} {
 				h.srv.ResetCounts()
-				send(t, s, delivery(t, 2, event(tc.subj), tc.action))
+				send(t, s, delivery(t, int64(2+i), event(tc.subj), tc.action))
 				got := h.srv.Counts()
 				t.Logf("%s: %d requests %v", tc.name, h.srv.Total(), got)
 				jsonEqual(t, got, tc.want)

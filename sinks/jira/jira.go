@@ -65,6 +65,8 @@ type Sink struct {
 	mu     sync.Mutex
 	flavor flavor
 	recent []int // ids of issues this sink created lately, oldest first
+
+	fault func(point string) // SinkEnv.Fault: nil but in fault-injection tests
 }
 
 // pendingRecheck is how often a delivery whose earlier create has an unknown
@@ -95,7 +97,7 @@ func newSink(cfg *Config, env bridge.SinkEnv, now func() time.Time) (*Sink, erro
 	log := env.Log()
 	return &Sink{
 		cfg: cfg, log: log, state: env.State, hc: hc, client: client, site: site,
-		lag: cfg.SearchLag.D(), now: now,
+		lag: cfg.SearchLag.D(), now: now, fault: env.Fault,
 	}, nil
 }
 
@@ -139,13 +141,28 @@ func (s *Sink) Close(context.Context) error {
 }
 
 // record is what the sink remembers of a dedupe key in its state: the issue
-// that holds it, or a create whose outcome is not known yet.
+// that holds it, or a create whose outcome is not known yet. Delivery is the
+// delivery whose create it was (0 for an issue found without a pending
+// create of ours, and in records written before the key kept it), so that a
+// redelivery of that one delivery, after a crash before its outcome was
+// recorded, reports the issue instead of commenting on it.
 type record struct {
 	Key      string    `json:"key,omitempty"`
 	ID       string    `json:"id,omitempty"`
 	Pending  time.Time `json:"pending,omitzero"`   // when a create of unknown outcome was sent
-	Delivery int64     `json:"delivery,omitempty"` // the delivery that sent it
+	Delivery int64     `json:"delivery,omitempty"` // the delivery that sent the create
 }
+
+// createdBy reports whether d's own create, in an earlier attempt, opened
+// rec's issue.
+func (rec record) createdBy(d *bridge.Delivery) bool {
+	return rec.Key != "" && d.ID != 0 && rec.Delivery == d.ID
+}
+
+// FaultAfterRemember is the sink's fault-injection point (see
+// bridge.SinkEnv.Fault): a new issue's key is in the state, and the delivery's
+// outcome is not recorded yet.
+const FaultAfterRemember = "jira.after-remember"
 
 func stateKey(project, label string) string { return "issue:" + project + ":" + label }
 
@@ -189,6 +206,13 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 	if err != nil {
 		return "", err
 	}
+	if rec.createdBy(d) {
+		// An earlier attempt of d opened the issue and the process stopped
+		// before the outcome was recorded: d's work is done, and a comment
+		// would report d's own event as seen again.
+		s.log.Info("jira: an earlier attempt of this delivery opened the issue", "issue", rec.Key, "url", s.browse(rec.Key))
+		return rec.Key, nil
+	}
 	done := "" // an issue just found Done, which a lagging search may still show open
 	if rec.Key != "" {
 		open, err := s.isOpen(ctx, rec.Key)
@@ -211,10 +235,16 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		return "", err
 	}
 	if found != nil {
-		if err := s.save(ctx, sk, record{Key: found.Key, ID: found.ID}); err != nil {
+		// The found issue is taken to be the one the pending create opened:
+		// its delivery stays the issue's creator, whichever delivery found it.
+		adopted := record{Key: found.Key, ID: found.ID}
+		if !rec.Pending.IsZero() {
+			adopted.Delivery = rec.Delivery
+		}
+		if err := s.save(ctx, sk, adopted); err != nil {
 			return "", err
 		}
-		if !rec.Pending.IsZero() && rec.Delivery == d.ID {
+		if adopted.createdBy(d) {
 			// This delivery's own earlier create went through after all.
 			s.log.Info("jira: found the issue of an earlier create with an unknown outcome", "issue", found.Key, "url", s.browse(found.Key))
 			return found.Key, nil
@@ -244,10 +274,12 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		return "", err
 	}
 	// The issue exists now: remember it even if the attempt's time is up.
-	if err := s.save(context.WithoutCancel(ctx), sk, record{Key: iss.Key, ID: iss.ID}); err != nil {
+	if err := s.save(context.WithoutCancel(ctx), sk, record{Key: iss.Key, ID: iss.ID, Delivery: d.ID}); err != nil {
 		// The pending marker stays, so a repeat searches (with this issue
 		// reconciled) instead of creating; the ticket itself exists.
 		s.log.Error("jira: could not remember the new issue", "issue", iss.Key, "error", err)
+	} else if s.fault != nil {
+		s.fault(FaultAfterRemember)
 	}
 	return iss.Key, nil
 }

@@ -521,6 +521,135 @@ func TestCreateWithUnknownOutcome(t *testing.T) {
 	})
 }
 
+// TestRedeliveryOfTheCreatingDelivery plays a crash after the sink
+// remembered an issue and before the pipeline recorded the delivery: the
+// redelivery of that delivery reports the issue without a comment, while
+// another delivery of the dedupe key still comments.
+func TestRedeliveryOfTheCreatingDelivery(t *testing.T) {
+	action := map[string]any{"summary": "s"}
+	sk := stateKey("OPS", DedupeLabel("agility:analysis_done:c"))
+	// comments returns the comments of the one issue there must be.
+	comments := func(h *harness) []string {
+		t.Helper()
+		issues := h.srv.Issues()
+		if len(issues) != 1 {
+			t.Fatalf("%d issues, want 1: %+v", len(issues), issues)
+		}
+		return issues[0].Comments
+	}
+	// stored is the dedupe key's record in the state.
+	stored := func(h *harness) record {
+		t.Helper()
+		var rec record
+		if err := json.Unmarshal([]byte(h.state.m[sk]), &rec); err != nil {
+			t.Fatalf("state %q: %v", h.state.m[sk], err)
+		}
+		return rec
+	}
+	// hang sends d's create, which Jira stores but never answers.
+	hang := func(h *harness, d *bridge.Delivery) {
+		t.Helper()
+		h.srv.FailNext(jirafake.RouteCreate, 1, jirafake.Failure{Hang: true})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if _, err := h.sink().Send(ctx, d); err == nil {
+			t.Fatal("a create without an answer succeeded")
+		}
+		if rec := stored(h); rec.Pending.IsZero() || rec.Delivery != d.ID {
+			t.Fatalf("pending marker %+v", rec)
+		}
+	}
+
+	t.Run("crash after remembering the new issue", func(t *testing.T) {
+		h := newHarness(t, jirafake.Options{Flavor: jirafake.Cloud})
+		s := h.sink()
+		var faults []string
+		s.fault = func(point string) {
+			// The key is durable at the fault point.
+			if rec := stored(h); rec.Key != "OPS-1" || rec.Delivery != 7 {
+				t.Errorf("state at the fault point: %+v", rec)
+			}
+			faults = append(faults, point)
+		}
+		d := delivery(t, 7, event("c"), action)
+		key := send(t, s, d)
+		jsonEqual(t, faults, []string{FaultAfterRemember})
+		// The outcome was lost: after the restart, the pipeline sends d again.
+		for range 2 {
+			if again := send(t, h.sink(), d); again != key {
+				t.Fatalf("redelivery reported %q, want %q", again, key)
+			}
+		}
+		if c := comments(h); len(c) != 0 {
+			t.Fatalf("the redelivery commented on its own issue: %q", c)
+		}
+		if n := h.srv.Count(jirafake.RouteCreate); n != 1 {
+			t.Fatalf("%d creates", n)
+		}
+		// Another event of the dedupe key is a repeat, as before.
+		if again := send(t, h.sink(), delivery(t, 8, event("c"), action)); again != key || len(comments(h)) != 1 {
+			t.Fatalf("repeat: %q, comments %q", again, comments(h))
+		}
+		if rec := stored(h); rec.Delivery != 7 {
+			t.Errorf("the repeat took over the issue: %+v", rec)
+		}
+	})
+
+	t.Run("record of an older version", func(t *testing.T) {
+		h := newHarness(t, jirafake.Options{Flavor: jirafake.Cloud})
+		d := delivery(t, 1, event("c"), action)
+		key := send(t, h.sink(), d)
+		h.state.m[sk] = `{"key":"` + key + `","id":"10000"}` // no delivery
+		if again := send(t, h.sink(), delivery(t, 2, event("c"), action)); again != key || len(comments(h)) != 1 {
+			t.Fatalf("repeat: %q, comments %q", again, comments(h))
+		}
+	})
+
+	t.Run("own pending create found by search, then another crash", func(t *testing.T) {
+		h := newHarness(t, jirafake.Options{Flavor: jirafake.Cloud, SearchLag: 10 * time.Second})
+		d := delivery(t, 3, event("c"), action)
+		hang(h, d)
+		h.clock.Advance(11 * time.Second) // search shows the issue now
+		key := send(t, h.sink(), d)
+		if rec := stored(h); rec.Key != key || rec.Delivery != 3 || !rec.Pending.IsZero() {
+			t.Fatalf("adopted record %+v", rec)
+		}
+		// The adoption's outcome was lost too: d comes once more.
+		if again := send(t, h.sink(), d); again != key {
+			t.Fatalf("redelivery reported %q, want %q", again, key)
+		}
+		if c := comments(h); len(c) != 0 {
+			t.Fatalf("a redelivery commented on its own issue: %q", c)
+		}
+		if again := send(t, h.sink(), delivery(t, 4, event("c"), action)); again != key || len(comments(h)) != 1 {
+			t.Fatalf("repeat: %q, comments %q", again, comments(h))
+		}
+	})
+
+	t.Run("another delivery finds the pending create's issue", func(t *testing.T) {
+		h := newHarness(t, jirafake.Options{Flavor: jirafake.Cloud, SearchLag: 10 * time.Second})
+		first := delivery(t, 5, event("c"), action)
+		hang(h, first)
+		h.clock.Advance(11 * time.Second)
+		// A repeat of the key finds the issue: it comments, and the issue
+		// stays the pending create's.
+		key := send(t, h.sink(), delivery(t, 6, event("c"), action))
+		if c := comments(h); len(c) != 1 {
+			t.Fatalf("the repeat made %d comments, want 1", len(c))
+		}
+		if rec := stored(h); rec.Key != key || rec.Delivery != 5 {
+			t.Fatalf("record %+v, want the issue of delivery 5", rec)
+		}
+		// The pending create's own retry reports the issue it opened.
+		if again := send(t, h.sink(), first); again != key || len(comments(h)) != 1 {
+			t.Fatalf("retry of the create: %q, comments %q", again, comments(h))
+		}
+		if n := h.srv.Count(jirafake.RouteCreate); n != 1 {
+			t.Fatalf("%d creates", n)
+		}
+	})
+}
+
 func TestSiteKindDetection(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
