@@ -96,20 +96,41 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "config not loaded"})
 		return
 	}
-	s.readyMu.Lock()
-	if time.Since(s.readyAt) > s.readyTTL {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		s.readyErr = s.store.Ping(ctx)
-		cancel()
-		s.readyAt = time.Now()
-	}
-	err := s.readyErr
-	s.readyMu.Unlock()
-	if err != nil {
+	if err := s.storeReady(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store not writable: " + err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// storeReady reports whether the store takes writes. It follows the store's
+// most recent write, so readiness fails with the first write the store
+// cannot commit (the one a webhook is refused with 503 for) and recovers
+// with the first it can, with no lag. At most once a readyTTL it also makes
+// a write of its own (Store.Ping), so that it notices a store gone
+// unwritable while no webhook arrives, and recovers by itself once the disk
+// has room again, when no webhook comes to clear the failure.
+func (s *Server) storeReady(ctx context.Context) error {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if now := s.now(); now.Sub(s.readyAt) >= s.readyTTL {
+		// The answer is shared by every caller: one leaving early must not
+		// cancel it.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		err := s.store.Ping(pctx)
+		cancel()
+		s.readyAt = now
+		// A probe that failed without a write (the store is closed, or too
+		// busy to take it in time) is kept until the next probe.
+		s.readyErr = nil
+		if _, werr := s.store.LastWriteError(); werr == nil && err != nil {
+			s.readyErr = fmt.Errorf("probe: %w", err)
+		}
+	}
+	if at, err := s.store.LastWriteError(); err != nil {
+		return fmt.Errorf("last write failed %.1fs ago: %w", max(0, s.now().Sub(at).Seconds()), err)
+	}
+	return s.readyErr
 }
 
 // webhook receives one vendor webhook: verify, normalize, evaluate, store,

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -252,5 +254,67 @@ func TestHealthAndReady(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 {
 		t.Errorf("readyz with a closed store: %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestReadyzFollowsLastWrite fills the database until a webhook is refused
+// (a low max_page_count makes SQLite answer "database or disk is full", as a
+// full disk does): /readyz must fail at once, with the reason, and stay
+// failing while the database is full; once there is room again it must
+// recover by its own probe, with no webhook arriving, and webhooks must be
+// accepted again.
+func TestReadyzFollowsLastWrite(t *testing.T) {
+	ts := newTestServer(t)
+	clock := &fakeClock{t: time.Now()}
+	ts.bridge.now = clock.Now
+	sig := func(b string) map[string]string { return map[string]string{"X-Secureagentics-Signature": sign(b)} }
+	if a := ts.post(t, "GET", "/readyz", "", nil); a.status != 200 {
+		t.Fatalf("readyz before: %d %v", a.status, a.body)
+	}
+	// No more pages than the database has now.
+	if _, err := ts.store.wdb.Exec("PRAGMA max_page_count = 1"); err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 3000)
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("100 events of 3 KB stored in a full database")
+		}
+		body := fmt.Sprintf(`{"id":"fill_%d","type":"alert.triggered","data":{"pad":"%s"}}`, i, pad)
+		a := ts.post(t, "POST", "/webhooks/sa", body, sig(body))
+		if a.status == 503 {
+			if a.body["error"] != "cannot store the event now, retry later" {
+				t.Errorf("webhook 503: %v", a.body)
+			}
+			break
+		}
+		if a.status != 200 {
+			t.Fatalf("webhook %d: %d %v", i, a.status, a.body)
+		}
+	}
+	notReady := func(when string) {
+		t.Helper()
+		a := ts.post(t, "GET", "/readyz", "", nil)
+		if e := a.body["error"]; a.status != 503 || !strings.HasPrefix(e, "store not writable: last write failed ") || !strings.Contains(e, "database or disk is full") {
+			t.Fatalf("readyz %s: %d %v; want 503 with the store's last write error", when, a.status, a.body)
+		}
+	}
+	notReady("right after the refused webhook")
+	// A second later the probe finds the database still full.
+	clock.Add(1100 * time.Millisecond)
+	notReady("after a probe of the full database")
+	// Room again, and no webhook: the answer stands until the next probe
+	// (at most one a second), which finds the room.
+	if _, err := ts.store.wdb.Exec("PRAGMA max_page_count = 1000000"); err != nil {
+		t.Fatal(err)
+	}
+	notReady("before the next probe")
+	clock.Add(1100 * time.Millisecond)
+	if a := ts.post(t, "GET", "/readyz", "", nil); a.status != 200 || a.body["status"] != "ready" {
+		t.Fatalf("readyz after the disk has room again: %d %v; want 200 with no webhook needed", a.status, a.body)
+	}
+	body := `{"id":"after","type":"alert.triggered","data":{"pad":"` + pad + `"}}`
+	if a := ts.post(t, "POST", "/webhooks/sa", body, sig(body)); a.status != 200 || a.body["status"] != "accepted" {
+		t.Fatalf("webhook after recovery: %d %v", a.status, a.body)
 	}
 }

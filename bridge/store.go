@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -48,8 +49,14 @@ type Store struct {
 	// began: the ack still waits for the disk, but the writer goes on with
 	// the next batch meanwhile.
 	walSync bool
-	synced  chan []*writeOp
+	synced  chan syncBatch
 	syncerD chan struct{}
+
+	// gen numbers the writer's transactions (only the writer touches it).
+	// lastFail is the failure of the most recent write whose outcome is
+	// known, nil once a later one succeeded: readiness follows it.
+	gen      uint64
+	lastFail atomic.Pointer[writeFailure]
 
 	// OnCommit, when set before the first write, is called after each
 	// commit with the sinks that got new deliveries.
@@ -146,7 +153,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(4)
 	s := &Store{path: cfg.Path, wdb: wdb, rdb: rdb, ops: make(chan *writeOp, 1024), quit: make(chan struct{}), done: make(chan struct{}),
-		walSync: cfg.Sync != "normal", synced: make(chan []*writeOp), syncerD: make(chan struct{})}
+		walSync: cfg.Sync != "normal", synced: make(chan syncBatch), syncerD: make(chan struct{})}
 	if s.stmts.insertEvent, err = wdb.Prepare(`INSERT INTO events (source, id, vendor, type, time, received, severity, title, subject, raw)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`); err != nil {
 		s.closeDBs()
@@ -241,6 +248,8 @@ func (s *Store) writer() {
 // leaves nothing half-written and does not fail the others; failures are
 // rare, so the common case pays for no savepoints.
 func (s *Store) commit(batch []*writeOp) {
+	s.gen++
+	gen := s.gen
 	err := s.runTx(batch)
 	if err != nil && len(batch) > 1 {
 		for _, op := range batch {
@@ -249,6 +258,7 @@ func (s *Store) commit(batch []*writeOp) {
 		return
 	}
 	if err != nil {
+		s.writeFailed(gen, err)
 		batch[0].done <- err
 		return
 	}
@@ -256,15 +266,76 @@ func (s *Store) commit(batch []*writeOp) {
 	// writer, so it gets a copy.
 	var durable []*writeOp
 	for _, op := range batch {
-		if op.lazy {
-			op.done <- nil
-		} else {
+		if !op.lazy {
 			durable = append(durable, op)
 		}
 	}
-	if len(durable) > 0 {
-		s.synced <- durable
+	if len(durable) == 0 {
+		s.writeOK(gen) // before the acks, as the syncer does
 	}
+	for _, op := range batch {
+		if op.lazy {
+			op.done <- nil
+		}
+	}
+	if len(durable) > 0 {
+		s.synced <- syncBatch{ops: durable, gen: gen} // its outcome is the sync's
+	}
+}
+
+// syncBatch is a committed batch handed to the syncer, with its
+// transaction's number.
+type syncBatch struct {
+	ops []*writeOp
+	gen uint64
+}
+
+// writeFailure is a write the store could not commit or sync.
+type writeFailure struct {
+	gen uint64
+	at  time.Time
+	err error
+}
+
+// writeFailed records that transaction gen failed with err, unless a later
+// transaction's outcome is already known.
+func (s *Store) writeFailed(gen uint64, err error) {
+	f := &writeFailure{gen: gen, at: time.Now(), err: err}
+	for {
+		cur := s.lastFail.Load()
+		if cur != nil && cur.gen > gen {
+			return
+		}
+		if s.lastFail.CompareAndSwap(cur, f) {
+			return
+		}
+	}
+}
+
+// writeOK records that transaction gen was committed (and synced, if it had
+// to be), clearing an earlier failure. With no failure recorded, as on the
+// hot path, it is one atomic load.
+func (s *Store) writeOK(gen uint64) {
+	for {
+		cur := s.lastFail.Load()
+		if cur == nil || cur.gen > gen {
+			return
+		}
+		if s.lastFail.CompareAndSwap(cur, nil) {
+			return
+		}
+	}
+}
+
+// LastWriteError returns the error of the store's most recent write and
+// when it failed, or a nil error when that write succeeded (or none was
+// made yet). A failed write is the one its caller was refused for (a
+// webhook answered 503); it stands until a later write succeeds.
+func (s *Store) LastWriteError() (at time.Time, err error) {
+	if f := s.lastFail.Load(); f != nil {
+		return f.at, f.err
+	}
+	return time.Time{}, nil
 }
 
 // syncer makes committed batches durable (with sync: full) and then
@@ -278,7 +349,7 @@ func (s *Store) syncer() {
 		}
 	}()
 	for b := range s.synced {
-		batches := [][]*writeOp{b}
+		batches := []syncBatch{b}
 	more:
 		for {
 			select {
@@ -303,9 +374,16 @@ func (s *Store) syncer() {
 				err = fmt.Errorf("store: sync: %w", err)
 			}
 		}
+		// Recorded before the acks, so a caller refused (or acknowledged)
+		// finds readiness already saying so.
+		if gen := batches[len(batches)-1].gen; err != nil {
+			s.writeFailed(gen, err)
+		} else {
+			s.writeOK(gen)
+		}
 		woken := map[string]bool{}
 		for _, batch := range batches {
-			for _, op := range batch {
+			for _, op := range batch.ops {
 				if err == nil {
 					for _, sk := range op.sinks {
 						woken[sk] = true
@@ -417,12 +495,27 @@ func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte, planned []Pla
 	return duplicate, nil
 }
 
-// Ping checks that the store can commit a write.
+// probeBytes is the size of Ping's probe row: more than a page, so the probe
+// needs free pages as a new event does. Rewriting an existing row in place
+// needs none, and still succeeds in a database that has no room for one
+// more event.
+const probeBytes = 16 << 10
+
+// Ping checks that the store can commit (and sync) a write, with a real one
+// through the writer: a probe row is inserted and deleted in one
+// transaction, so it leaves nothing behind and the database grows at most
+// once by its size. Its outcome counts as the last write's
+// (LastWriteError): a Ping that succeeds clears an earlier failure.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
-		_, err := tx.Exec(`INSERT INTO state (sink, key, value, updated) VALUES ('', 'ping', '', ?)
-			ON CONFLICT (sink, key) DO UPDATE SET updated = excluded.updated`, time.Now().UnixNano())
-		return err
+		if _, err := tx.Exec(`INSERT INTO state (sink, key, value, updated) VALUES ('', 'probe', zeroblob(?), ?)
+			ON CONFLICT (sink, key) DO UPDATE SET value = excluded.value, updated = excluded.updated`, probeBytes, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("store: probe: %w", err)
+		}
+		if _, err := tx.Exec(`DELETE FROM state WHERE sink = '' AND key = 'probe'`); err != nil {
+			return fmt.Errorf("store: probe: %w", err)
+		}
+		return nil
 	})
 }
 

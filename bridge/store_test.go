@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +192,87 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestLastWriteError fills the database (a low max_page_count makes SQLite
+// answer "database or disk is full") until an Ingest fails: the store must
+// remember that failure, Ping must not clear it while the database is still
+// full (its probe needs free pages, as an event does), and the first write
+// that succeeds, a probe or an event, must clear it.
+func TestLastWriteError(t *testing.T) {
+	s := openTestStore(t, "full") // outcomes of durable writes are known after the sync
+	ctx := context.Background()
+	if at, err := s.LastWriteError(); err != nil || !at.IsZero() {
+		t.Fatalf("new store: %v %v", at, err)
+	}
+	if _, err := s.wdb.Exec("PRAGMA max_page_count = 1"); err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte(`{"event":"x","data":{"pad":"` + strings.Repeat("x", 3000) + `"}}`)
+	fill := func() error {
+		t.Helper()
+		for i := 0; i < 100; i++ {
+			if _, err := s.Ingest(ctx, testEvent("src", fmt.Sprintf("e%d-%d", time.Now().UnixNano(), i), time.Now()), raw, nil); err != nil {
+				return err
+			}
+		}
+		t.Fatal("100 events of 3 KB stored in a full database")
+		return nil
+	}
+	before := time.Now()
+	ingestErr := fill()
+	at, err := s.LastWriteError()
+	if err == nil || err.Error() != ingestErr.Error() || at.Before(before) {
+		t.Fatalf("after a failed Ingest (%v): last write error %v at %v", ingestErr, err, at)
+	}
+	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "database or disk is full") {
+		t.Fatalf("Ping of a full database: %v", err)
+	}
+	if _, err := s.LastWriteError(); err == nil {
+		t.Fatal("a failed probe cleared the last write error")
+	}
+	if _, err := s.wdb.Exec("PRAGMA max_page_count = 1000000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with room again: %v", err)
+	}
+	if at, err := s.LastWriteError(); err != nil || !at.IsZero() {
+		t.Fatalf("a successful probe left the last write error: %v %v", at, err)
+	}
+	// Full again, and this time an event clears it.
+	if _, err := s.wdb.Exec("PRAGMA max_page_count = 1"); err != nil {
+		t.Fatal(err)
+	}
+	fill()
+	if _, err := s.wdb.Exec("PRAGMA max_page_count = 1000000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ingest(ctx, testEvent("src", "after", time.Now()), raw, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LastWriteError(); err != nil {
+		t.Fatalf("a stored event left the last write error: %v", err)
+	}
+}
+
+// TestWriteOutcomeOrder: the syncer reports a batch's outcome after the
+// writer may have committed (or failed) later batches; an older outcome
+// must not overwrite a newer one.
+func TestWriteOutcomeOrder(t *testing.T) {
+	s := openTestStore(t, "normal")
+	full := fmt.Errorf("database or disk is full")
+	s.writeFailed(2, full)
+	s.writeOK(1) // batch 1's sync ends after batch 2 failed
+	if _, err := s.LastWriteError(); err != full {
+		t.Fatalf("an older success cleared a newer failure: %v", err)
+	}
+	s.writeFailed(1, fmt.Errorf("sync: i/o error"))
+	if _, err := s.LastWriteError(); err != full {
+		t.Fatalf("an older failure replaced a newer one: %v", err)
+	}
+	s.writeOK(3)
+	if _, err := s.LastWriteError(); err != nil {
+		t.Fatalf("a newer success left the failure: %v", err)
+	}
 }
