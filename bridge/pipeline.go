@@ -44,6 +44,7 @@ type Pipeline struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner
+	lanes   map[string]*lane // by sink name; outlive the runners
 	closed  bool
 
 	// sendCtx bounds sends in flight; it ends at the shutdown deadline.
@@ -63,13 +64,20 @@ func NewPipeline(store *Store, opt PipelineOptions) *Pipeline {
 		opt.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pipeline{store: store, opt: opt, log: opt.Logger, runners: map[string]*runner{}, sendCtx: ctx, cancelSend: cancel}
+	return &Pipeline{store: store, opt: opt, log: opt.Logger, runners: map[string]*runner{}, lanes: map[string]*lane{},
+		sendCtx: ctx, cancelSend: cancel}
 }
 
 // SetSinks starts a runner for every spec, keeps running ones whose Key is
-// unchanged (a spec for such a sink may leave Sink nil), and replaces or stops the others (their sinks are closed once
-// their sends in flight end). Deliveries of a sink that is no longer
-// configured stay pending in the store.
+// unchanged (a spec for such a sink may leave Sink nil), and replaces or
+// stops the others (their sinks are closed once their sends in flight end).
+// Deliveries of a sink that is no longer configured stay pending in the
+// store.
+//
+// A replaced runner hands over: it stops scheduling at once, and its
+// successor starts scheduling only after that, skipping every delivery the
+// old runner still has in flight (the lane of a sink name is shared by its
+// runners), so a reload never sends one delivery twice.
 func (p *Pipeline) SetSinks(specs []SinkSpec) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -89,16 +97,65 @@ func (p *Pipeline) SetSinks(specs []SinkSpec) {
 			continue
 		}
 		delete(p.runners, name)
+		r.halt()
 		go r.stop(context.Background())
 		if _, ok := want[name]; !ok {
 			p.log.Warn("sink removed from the config; its pending deliveries wait in the store until it is back", "sink", name)
 		}
 	}
 	for name, s := range want {
-		r := newRunner(p, s)
+		l := p.lanes[name]
+		if l == nil {
+			l = &lane{inflight: &claims{ids: map[int64]bool{}}}
+			p.lanes[name] = l
+		}
+		r := newRunner(p, s, l)
 		p.runners[name] = r
-		r.start()
+		r.start(l.last)
+		l.last = r
 	}
+}
+
+// lane is what the runners of one sink name share, the old one finishing
+// its sends after a reload and the new one.
+type lane struct {
+	inflight *claims
+	last     *runner // the newest runner of the name (guarded by Pipeline.mu)
+}
+
+// claims are the deliveries of one sink name in flight: dispatched to a
+// worker and not yet recorded. Every runner of that name, old or new, skips
+// them.
+type claims struct {
+	mu  sync.Mutex
+	ids map[int64]bool
+}
+
+// snapshot copies the ids in flight, for the scheduler's read.
+func (c *claims) snapshot() map[int64]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[int64]bool, len(c.ids))
+	for id := range c.ids {
+		out[id] = true
+	}
+	return out
+}
+
+func (c *claims) add(batch []*job) {
+	c.mu.Lock()
+	for _, j := range batch {
+		c.ids[j.d.ID] = true
+	}
+	c.mu.Unlock()
+}
+
+func (c *claims) remove(batch []*job) {
+	c.mu.Lock()
+	for _, j := range batch {
+		delete(c.ids, j.d.ID)
+	}
+	c.mu.Unlock()
 }
 
 // Wake tells the runners of these sinks that new deliveries are due.
@@ -148,16 +205,18 @@ type runner struct {
 	max  int           // deliveries per attempt
 	wait time.Duration // how long a batch may gather
 
-	wake  chan struct{} // new deliveries were stored
-	freed chan struct{} // a worker finished
-	quit  chan struct{}
-	jobs  chan []*job
-	done  sync.WaitGroup // workers
-	sch   chan struct{}  // closed when the scheduler has stopped
+	wake   chan struct{} // new deliveries were stored
+	freed  chan struct{} // a worker finished
+	quit   chan struct{}
+	halted sync.Once // closes quit
+	jobs   chan []*job
+	done   sync.WaitGroup // workers
+	sch    chan struct{}  // closed when the scheduler has stopped
 
-	mu       sync.Mutex
-	inflight map[int64]bool
-	busy     int // workers sending, or holding a batch
+	inflight *claims // shared with the other runners of this sink name
+
+	mu   sync.Mutex
+	busy int // workers sending, or holding a batch
 }
 
 type job struct {
@@ -165,12 +224,12 @@ type job struct {
 	rec *DeliveryRecord
 }
 
-func newRunner(p *Pipeline, s SinkSpec) *runner {
+func newRunner(p *Pipeline, s SinkSpec, l *lane) *runner {
 	if s.Concurrency < 1 {
 		s.Concurrency = 1
 	}
 	r := &runner{p: p, spec: s, max: 1, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1), quit: make(chan struct{}),
-		jobs: make(chan []*job), sch: make(chan struct{}), inflight: map[int64]bool{}}
+		jobs: make(chan []*job), sch: make(chan struct{}), inflight: l.inflight}
 	if bs, ok := s.Sink.(BatchSink); ok {
 		r.max, r.wait = bs.BatchLimits()
 		if r.max < 1 {
@@ -180,13 +239,30 @@ func newRunner(p *Pipeline, s SinkSpec) *runner {
 	return r
 }
 
-func (r *runner) start() {
+// start starts the workers and the scheduler. With prev (the runner of the
+// same sink name before this one, halted), scheduling waits until prev's
+// scheduler has stopped, so only one scheduler of a sink name claims
+// deliveries at a time.
+func (r *runner) start(prev *runner) {
 	for i := 0; i < r.spec.Concurrency; i++ {
 		r.done.Add(1)
 		go r.worker()
 	}
-	go r.schedule()
+	go func() {
+		if prev != nil {
+			select {
+			case <-prev.sch:
+			case <-r.quit:
+				close(r.sch)
+				return
+			}
+		}
+		r.schedule()
+	}()
 }
+
+// halt stops the scheduler from taking more work; stop waits for it.
+func (r *runner) halt() { r.halted.Do(func() { close(r.quit) }) }
 
 func (r *runner) poke() {
 	select {
@@ -198,7 +274,7 @@ func (r *runner) poke() {
 // stop ends scheduling, waits for the workers (their sends are bounded by
 // the pipeline's send context) and closes the sink.
 func (r *runner) stop(ctx context.Context) {
-	close(r.quit)
+	r.halt()
 	<-r.sch
 	close(r.jobs)
 	r.done.Wait()
@@ -216,12 +292,9 @@ func (r *runner) schedule() {
 	for {
 		now := r.p.opt.Now()
 		r.mu.Lock()
-		skip := make(map[int64]bool, len(r.inflight))
-		for id := range r.inflight {
-			skip[id] = true
-		}
 		busy := r.busy
 		r.mu.Unlock()
+		skip := r.inflight.snapshot()
 		// Read only as many as the idle workers can take now; a worker
 		// that finishes pokes the scheduler for more.
 		limit := min((r.spec.Concurrency-busy)*r.max, 2000)
@@ -307,11 +380,11 @@ func (r *runner) dispatch(ds []*Delivery, recs []*DeliveryRecord) bool {
 	for i := 0; i < len(ds); i += r.max {
 		end := min(i+r.max, len(ds))
 		batch := make([]*job, 0, end-i)
-		r.mu.Lock()
 		for k := i; k < end; k++ {
-			r.inflight[ds[k].ID] = true
 			batch = append(batch, &job{d: ds[k], rec: recs[k]})
 		}
+		r.inflight.add(batch)
+		r.mu.Lock()
 		r.busy++
 		r.mu.Unlock()
 		select {
@@ -327,10 +400,8 @@ func (r *runner) dispatch(ds []*Delivery, recs []*DeliveryRecord) bool {
 // release forgets a batch that has been recorded (or was never sent) and
 // frees its worker slot.
 func (r *runner) release(batch []*job) {
+	r.inflight.remove(batch)
 	r.mu.Lock()
-	for _, j := range batch {
-		delete(r.inflight, j.d.ID)
-	}
 	r.busy--
 	r.mu.Unlock()
 }

@@ -338,3 +338,63 @@ func TestBackoffDelay(t *testing.T) {
 		}
 	}
 }
+
+// gateSink holds every send until its gate opens.
+type gateSink struct {
+	*fakeSink
+	started chan int64
+	gate    chan struct{}
+}
+
+func (s *gateSink) Send(ctx context.Context, d *Delivery) (string, error) {
+	s.started <- d.ID
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return s.fakeSink.Send(ctx, d)
+}
+
+// TestReloadHandsOver replaces a sink while it is sending: the new sink
+// does not send what the old one has in flight, the old one's send is
+// recorded once, and new work goes to the new sink.
+func TestReloadHandsOver(t *testing.T) {
+	e := newPipeEnv(t, "", nil, false)
+	old := &gateSink{fakeSink: newFakeSink(), started: make(chan int64, 10), gate: make(chan struct{})}
+	e.p.SetSinks([]SinkSpec{{Name: "out", Sink: old, Timeout: 10 * time.Second, Concurrency: 2, Retry: testRetry, Key: "v1"}})
+	e.ingest("e1", "out")
+	select {
+	case <-old.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first sink never started sending")
+	}
+	next := newFakeSink()
+	for i := range 20 { // reload over and over while the send is in flight
+		s := Sink(newFakeSink())
+		if i == 19 {
+			s = next
+		}
+		e.p.SetSinks([]SinkSpec{{Name: "out", Sink: s, Timeout: time.Second, Concurrency: 2, Retry: testRetry, Key: fmt.Sprintf("v%d", i+2)}})
+		time.Sleep(10 * time.Millisecond) // many scheduler polls (5ms) per reload
+	}
+	if got := next.delivered(); len(got) != 0 {
+		t.Fatalf("the new sink sent a delivery the old one had in flight: %+v", got)
+	}
+	close(old.gate)
+	d := e.waitFor("e1", StatusDelivered)
+	if d.Attempts != 1 || d.Result != "ok-e1" {
+		t.Errorf("e1: %d attempts, result %q; want 1 attempt by the old sink", d.Attempts, d.Result)
+	}
+	e.ingest("e2", "out")
+	e.waitFor("e2", StatusDelivered)
+	if got := next.delivered(); len(got) != 1 || got[0].Event.ID != "e2" {
+		t.Errorf("the new sink sent %+v, want only e2", got)
+	}
+	old.mu.Lock()
+	closed := old.closed
+	old.mu.Unlock()
+	if !closed {
+		t.Error("the replaced sink was not closed after its send ended")
+	}
+}

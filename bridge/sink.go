@@ -81,9 +81,13 @@ type SinkType struct {
 
 // SinkEnv is what a sink gets from the bridge besides its own config.
 type SinkEnv struct {
-	Name    string        // the sink's configured name
-	Logger  *slog.Logger  // already carries the sink's name
-	State   State         // durable key/value state, private to this sink
+	Name   string       // the sink's configured name
+	Logger *slog.Logger // already carries the sink's name
+	State  State        // durable key/value state, private to this sink
+	// Locks serializes work per key across every instance of this sink
+	// name (a reload's new one and the old one finishing its sends); nil
+	// outside serve, where a sink keeps locks of its own.
+	Locks   Locker
 	Timeout time.Duration // the per-attempt timeout the pipeline applies
 	BaseDir string        // the config file's directory
 	Version string        // the bridge's version
@@ -104,6 +108,15 @@ func (e SinkEnv) Log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return e.Logger
+}
+
+// KeyLocks returns the sink's per-key locks: Locks, or locks of the sink's
+// own when none were given.
+func (e SinkEnv) KeyLocks() Locker {
+	if e.Locks == nil {
+		return &KeyLocks{}
+	}
+	return e.Locks
 }
 
 // State is durable key/value storage a sink uses to remember things across

@@ -61,6 +61,9 @@ type Store struct {
 	// OnCommit, when set before the first write, is called after each
 	// commit with the sinks that got new deliveries.
 	OnCommit func(sinks map[string]bool)
+
+	locksMu sync.Mutex
+	locks   map[string]*KeyLocks // SinkLocks, by sink name
 }
 
 type writeOp struct {
@@ -859,6 +862,23 @@ func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) ([]int64
 
 // SinkState returns the durable key/value state of one sink.
 func (s *Store) SinkState(sink string) State { return &sinkState{s: s, sink: sink} }
+
+// SinkLocks returns the per-key locks of one sink name: the same for every
+// call with that name, so every instance of the sink built on this store
+// shares them.
+func (s *Store) SinkLocks(sink string) Locker {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	if s.locks == nil {
+		s.locks = map[string]*KeyLocks{}
+	}
+	l := s.locks[sink]
+	if l == nil {
+		l = &KeyLocks{}
+		s.locks[sink] = l
+	}
+	return l
+}
 
 type sinkState struct {
 	s    *Store

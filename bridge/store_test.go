@@ -113,6 +113,33 @@ func TestSinkState(t *testing.T) {
 	}
 }
 
+// TestSinkLocks: every instance of one sink name gets the same locks (a
+// key held through one is held for the other), other names their own.
+func TestSinkLocks(t *testing.T) {
+	s := openTestStore(t, "normal")
+	ctx := context.Background()
+	unlock, err := s.SinkLocks("jira").Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.SinkLocks("jira").Lock(short, "k"); err == nil {
+		t.Fatal("a second instance of the sink took a key the first holds")
+	}
+	other, err := s.SinkLocks("slack").Lock(ctx, "k")
+	if err != nil {
+		t.Fatalf("another sink's key waited: %v", err)
+	}
+	other()
+	unlock()
+	again, err := s.SinkLocks("jira").Lock(ctx, "k")
+	if err != nil {
+		t.Fatalf("the key stayed held after its unlock: %v", err)
+	}
+	again()
+}
+
 func TestPrune(t *testing.T) {
 	s := openTestStore(t, "normal")
 	ctx := context.Background()

@@ -82,6 +82,7 @@ func sinkEnv(e *bridge.SinkEntry, cfg *bridge.Config, store *bridge.Store, log *
 	}
 	if store != nil {
 		env.State = store.SinkState(e.Name)
+		env.Locks = store.SinkLocks(e.Name)
 	}
 	return env
 }

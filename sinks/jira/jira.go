@@ -23,7 +23,6 @@ import (
 	"github.com/trivago/tgo/tcontainer"
 
 	"bridge/bridge"
-	"bridge/sinks/internal/keylock"
 )
 
 // flavor is the kind of Jira the sink talks to, which decides the search
@@ -60,7 +59,7 @@ type Sink struct {
 	site   string // the site's address without a trailing slash
 	lag    time.Duration
 	now    func() time.Time
-	locks  keylock.Locks // one delivery per dedupe key talks to Jira at a time
+	locks  bridge.Locker // one delivery per dedupe key talks to Jira at a time; shared across reloads
 
 	mu     sync.Mutex
 	flavor flavor
@@ -97,7 +96,7 @@ func newSink(cfg *Config, env bridge.SinkEnv, now func() time.Time) (*Sink, erro
 	log := env.Log()
 	return &Sink{
 		cfg: cfg, log: log, state: env.State, hc: hc, client: client, site: site,
-		lag: cfg.SearchLag.D(), now: now, fault: env.Fault,
+		lag: cfg.SearchLag.D(), now: now, fault: env.Fault, locks: env.KeyLocks(),
 	}, nil
 }
 

@@ -17,7 +17,6 @@ import (
 	slackgo "github.com/slack-go/slack"
 
 	"bridge/bridge"
-	"bridge/sinks/internal/keylock"
 )
 
 // Type describes the slack sink type for the config loader.
@@ -40,7 +39,7 @@ type Sink struct {
 	http    *http.Client
 	doer    *httpDoer
 	pace    *pacer
-	threads keylock.Locks // one first message per thread key at a time
+	threads bridge.Locker // one first message per thread key at a time; shared across reloads
 }
 
 // New builds a slack sink from its validated config.
@@ -68,12 +67,13 @@ func newSink(sc bridge.SinkConfig, env bridge.SinkEnv, now func() time.Time, sle
 	}
 	hc := &http.Client{Timeout: 2 * timeout}
 	s := &Sink{
-		cfg:   cfg,
-		log:   logger,
-		state: env.State,
-		http:  hc,
-		doer:  &httpDoer{client: hc, userAgent: "bridge/" + version},
-		pace:  newPacer(cfg.RateLimit, now, sleep),
+		cfg:     cfg,
+		log:     logger,
+		state:   env.State,
+		http:    hc,
+		doer:    &httpDoer{client: hc, userAgent: "bridge/" + version},
+		pace:    newPacer(cfg.RateLimit, now, sleep),
+		threads: env.KeyLocks(),
 	}
 	if !cfg.webhook() {
 		s.api = slackgo.New(cfg.Token.Value(), slackgo.OptionHTTPClient(s.doer), slackgo.OptionAPIURL(cfg.APIURL))

@@ -89,6 +89,9 @@ type Options struct {
 	SearchLag time.Duration
 	// PageSize caps the issues of one search page; default 50.
 	PageSize int
+	// Latency delays every answer, as a real site's round trip and
+	// processing do (a Cloud create takes a few hundred milliseconds).
+	Latency time.Duration
 	// Now is the server's clock; default time.Now.
 	Now func() time.Time
 }
@@ -305,6 +308,15 @@ func (s *Server) find(key string) *Issue {
 func (s *Server) wrap(route string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.count(route)
+		if s.opts.Latency > 0 {
+			select {
+			case <-time.After(s.opts.Latency):
+			case <-r.Context().Done():
+				return
+			case <-s.closed:
+				return
+			}
+		}
 		if route != RouteServerInfo && !s.authorized(r) {
 			if s.opts.Flavor == Cloud {
 				writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Client must be authenticated to access this resource.", "status-code": 401})

@@ -1,4 +1,4 @@
-package keylock
+package bridge
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-func TestOneHolderPerKey(t *testing.T) {
-	var l Locks
+func TestKeyLocksOneHolderPerKey(t *testing.T) {
+	var l KeyLocks
 	var inside, most atomic.Int32
 	var wg sync.WaitGroup
 	for range 20 {
@@ -41,8 +41,8 @@ func TestOneHolderPerKey(t *testing.T) {
 	}
 }
 
-func TestOtherKeysDoNotWait(t *testing.T) {
-	var l Locks
+func TestKeyLocksOtherKeysDoNotWait(t *testing.T) {
+	var l KeyLocks
 	unlock, _ := l.Lock(context.Background(), "a")
 	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -54,8 +54,8 @@ func TestOtherKeysDoNotWait(t *testing.T) {
 	u2()
 }
 
-func TestContextEndsTheWait(t *testing.T) {
-	var l Locks
+func TestKeyLocksContextEndsTheWait(t *testing.T) {
+	var l KeyLocks
 	unlock, _ := l.Lock(context.Background(), "k")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
