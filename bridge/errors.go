@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,12 +41,14 @@ func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
 // RetryAfter marks err as retryable no sooner than after d (a sink's
-// Retry-After). The wait wins over the backoff schedule.
+// Retry-After). The wait wins over the backoff schedule, within bounds: the
+// pipeline waits at least retry.initial and at most retry.max_interval. A
+// negative d counts as 0.
 func RetryAfter(err error, d time.Duration) error {
 	if err == nil {
 		return nil
 	}
-	return &retryAfterError{err: err, after: d}
+	return &retryAfterError{err: err, after: max(d, 0)}
 }
 
 // RetryDelay returns the wait an error asked for with RetryAfter.
@@ -81,21 +84,35 @@ func HTTPStatusError(status int, header http.Header, msg string) error {
 	return Permanent(err)
 }
 
+// MaxRetryAfter is the longest wait ParseRetryAfter returns: a longer
+// Retry-After, up to Inf, counts as MaxRetryAfter. The pipeline waits at
+// most the sink's retry.max_interval anyway; the bound keeps every wait a
+// time.Duration that cannot overflow (a Duration holds about 292 years).
+const MaxRetryAfter = 24 * time.Hour
+
 // ParseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+// Seconds may have a fraction; more than MaxRetryAfter, Inf included, give
+// MaxRetryAfter. A date in the past gives 0, one further ahead than
+// MaxRetryAfter gives MaxRetryAfter. A negative number, NaN or anything
+// else is no Retry-After (false): the backoff schedule applies.
 func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+	// ParseFloat answers ±Inf with ErrRange for a number too large.
+	if s, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(s) || s < 0:
+			return 0, false
+		case s >= MaxRetryAfter.Seconds():
+			return MaxRetryAfter, true
+		}
 		return time.Duration(s * float64(time.Second)), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
-		return d, true
+		// Time.Sub saturates instead of overflowing.
+		return min(max(t.Sub(now), 0), MaxRetryAfter), true
 	}
 	return 0, false
 }

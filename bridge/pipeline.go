@@ -106,7 +106,8 @@ func (p *Pipeline) SetSinks(specs []SinkSpec) {
 	for name, s := range want {
 		l := p.lanes[name]
 		if l == nil {
-			l = &lane{inflight: &claims{ids: map[int64]bool{}}}
+			l = &lane{inflight: &claims{ids: map[int64]bool{}},
+				fails: newFailureLog(p.log.With("sink", name), p.opt.Now, failureLogPeriod)}
 			p.lanes[name] = l
 		}
 		r := newRunner(p, s, l)
@@ -120,6 +121,7 @@ func (p *Pipeline) SetSinks(specs []SinkSpec) {
 // its sends after a reload and the new one.
 type lane struct {
 	inflight *claims
+	fails    *failureLog
 	last     *runner // the newest runner of the name (guarded by Pipeline.mu)
 }
 
@@ -213,7 +215,8 @@ type runner struct {
 	done   sync.WaitGroup // workers
 	sch    chan struct{}  // closed when the scheduler has stopped
 
-	inflight *claims // shared with the other runners of this sink name
+	inflight *claims     // shared with the other runners of this sink name
+	fails    *failureLog // likewise
 
 	mu   sync.Mutex
 	busy int // workers sending, or holding a batch
@@ -229,7 +232,7 @@ func newRunner(p *Pipeline, s SinkSpec, l *lane) *runner {
 		s.Concurrency = 1
 	}
 	r := &runner{p: p, spec: s, max: 1, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1), quit: make(chan struct{}),
-		jobs: make(chan []*job), sch: make(chan struct{}), inflight: l.inflight}
+		jobs: make(chan []*job), sch: make(chan struct{}), inflight: l.inflight, fails: l.fails}
 	if bs, ok := s.Sink.(BatchSink); ok {
 		r.max, r.wait = bs.BatchLimits()
 		if r.max < 1 {
@@ -510,7 +513,9 @@ func (r *runner) dryRun(ctx context.Context, d *Delivery) error {
 
 // outcome classifies one attempt's result: delivered; failed (permanent, or
 // the retry window has run out); or pending until the next attempt, after
-// the sink's Retry-After or the backoff schedule.
+// the sink's Retry-After (kept between retry.initial and retry.max_interval)
+// or the backoff schedule. Failures are logged through the sink's
+// failureLog, so an outage logs a summary per period, not a line per attempt.
 func (r *runner) outcome(j *job, result string, err error, now time.Time) Outcome {
 	m := r.p.opt.Metrics
 	attempts := j.rec.Attempts + 1
@@ -523,37 +528,44 @@ func (r *runner) outcome(j *job, result string, err error, now time.Time) Outcom
 			}
 		}
 	}
+	fails := r.fails
 	if err == nil {
 		count("delivered")
+		fails.succeeded(now)
 		log.Debug("delivered", "result", result)
 		return Outcome{ID: j.d.ID, Status: StatusDelivered, Result: result, NextAt: now, At: now}
 	}
 	msg := err.Error()
 	if IsPermanent(err) {
 		count("failed")
-		log.Warn("delivery failed; fix the cause, then replay it", "err", msg)
+		log.Log(context.Background(), fails.note(now, failPermanent, j.d.ID, msg), "delivery failed; fix the cause, then replay it", "err", msg)
 		return Outcome{ID: j.d.ID, Status: StatusFailed, Error: msg, NextAt: now, At: now}
 	}
 	delay := BackoffDelay(r.spec.Retry, attempts)
 	if d, ok := RetryDelay(err); ok {
-		delay = d
+		delay = retryAfterWait(d, r.spec.Retry)
 	}
+	// delay is never negative, so next is never before now and max_age
+	// ends every window.
 	next := now.Add(delay)
-	if next.Sub(j.rec.windowFrom) > r.spec.Retry.MaxAge.D() {
+	if next.Sub(j.rec.WindowStart) > r.spec.Retry.MaxAge.D() {
 		count("failed")
 		msg = fmt.Sprintf("gave up after %d attempts in %s (the next, in %s, would be past retry.max_age %s): %s",
-			attempts, now.Sub(j.rec.windowFrom).Round(time.Second), delay.Round(time.Second), r.spec.Retry.MaxAge, msg)
-		log.Warn("delivery failed; its retry window ran out", "err", msg)
+			attempts, now.Sub(j.rec.WindowStart).Round(time.Second), delay.Round(time.Second), r.spec.Retry.MaxAge, msg)
+		log.Log(context.Background(), fails.note(now, failGaveUp, j.d.ID, msg), "delivery failed; its retry window ran out", "err", msg)
 		return Outcome{ID: j.d.ID, Status: StatusFailed, Error: msg, NextAt: now, At: now}
 	}
 	count("retried")
-	log.Warn("delivery attempt failed; will retry", "err", msg, "retry_in", delay.Round(time.Millisecond))
+	log.Log(context.Background(), fails.note(now, failRetried, j.d.ID, msg), "delivery attempt failed; will retry", "err", msg, "retry_in", delay.Round(time.Millisecond))
 	return Outcome{ID: j.d.ID, Status: StatusPending, Error: msg, NextAt: next, At: now}
 }
 
 // BackoffDelay returns the wait before attempt number attempts+1:
-// exponential from retry.Initial, doubling, capped at retry.MaxInterval,
-// with ±50% jitter.
+// exponential from retry.Initial, doubling, with ±50% jitter, capped at
+// retry.MaxInterval after the jitter. A wait is therefore at least half the
+// interval before jitter (retry.Initial/2 after the first attempt, and
+// never less than retry.MaxInterval/2 once the doubling reaches it) and at
+// most retry.MaxInterval.
 func BackoffDelay(retry RetryConfig, attempts int) time.Duration {
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     retry.Initial.D(),
@@ -566,7 +578,11 @@ func BackoffDelay(retry RetryConfig, attempts int) time.Duration {
 	for i := 0; i < attempts && i < 64; i++ {
 		d = b.NextBackOff()
 	}
-	return d
+	// The library caps the interval before its jitter, not the wait.
+	if b.MaxInterval > 0 {
+		d = min(d, b.MaxInterval)
+	}
+	return max(d, 0)
 }
 
 // SinkKey returns the Key of the running sink with that name.

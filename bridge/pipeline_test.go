@@ -135,19 +135,20 @@ func TestFailsThenSucceeds(t *testing.T) {
 func TestRetryAfterWins(t *testing.T) {
 	e := newPipeEnv(t, "", nil, false)
 	s := newFakeSink()
-	s.script = []error{RetryAfter(errors.New("HTTP 429: slow down"), 7*time.Minute)}
+	// 45s: longer than the first backoff (10s ±50%), within max_interval (1m).
+	s.script = []error{RetryAfter(errors.New("HTTP 429: slow down"), 45*time.Second)}
 	e.sink("out", s, time.Second)
 	e.ingest("e1", "out")
 	d := e.waitAttempts("e1", 1)
-	if got := d.NextAt.Sub(e.clock.Now()); got != 7*time.Minute {
-		t.Fatalf("next attempt in %s, want the sink's Retry-After 7m", got)
+	if got := d.NextAt.Sub(e.clock.Now()); got != 45*time.Second {
+		t.Fatalf("next attempt in %s, want the sink's Retry-After 45s", got)
 	}
-	e.clock.Add(6 * time.Minute)
+	e.clock.Add(44 * time.Second)
 	time.Sleep(50 * time.Millisecond)
 	if n := len(s.delivered()); n != 0 {
 		t.Fatalf("delivered before Retry-After passed")
 	}
-	e.clock.Add(time.Minute)
+	e.clock.Add(time.Second)
 	e.waitFor("e1", StatusDelivered)
 }
 

@@ -616,20 +616,20 @@ func dataOf(raw []byte) map[string]any {
 
 // DeliveryRecord is a delivery as stored.
 type DeliveryRecord struct {
-	ID         int64           `json:"id"`
-	EventID    string          `json:"event_id"`
-	Source     string          `json:"source"`
-	Rule       string          `json:"rule"`
-	Sink       string          `json:"sink"`
-	Status     string          `json:"status"`
-	Attempts   int             `json:"attempts"`
-	LastError  string          `json:"last_error"`
-	Result     string          `json:"result"`
-	Created    time.Time       `json:"created"`
-	NextAt     time.Time       `json:"next_at"`
-	Updated    time.Time       `json:"updated"`
-	Action     json.RawMessage `json:"action,omitempty"`
-	windowFrom time.Time
+	ID          int64           `json:"id"`
+	EventID     string          `json:"event_id"`
+	Source      string          `json:"source"`
+	Rule        string          `json:"rule"`
+	Sink        string          `json:"sink"`
+	Status      string          `json:"status"`
+	Attempts    int             `json:"attempts"`
+	LastError   string          `json:"last_error"`
+	Result      string          `json:"result"`
+	Created     time.Time       `json:"created"`
+	NextAt      time.Time       `json:"next_at"`
+	Updated     time.Time       `json:"updated"`
+	Action      json.RawMessage `json:"action,omitempty"`
+	WindowStart time.Time       `json:"-"` // when the retry window began (the first attempt, or the last replay)
 }
 
 // DeliveryFilter selects deliveries to list.
@@ -649,7 +649,7 @@ func scanDelivery(r scanner) (*DeliveryRecord, error) {
 	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w); err != nil {
 		return nil, err
 	}
-	d.Created, d.NextAt, d.Updated, d.windowFrom = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
+	d.Created, d.NextAt, d.Updated, d.WindowStart = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
 	if len(action) > 0 {
 		d.Action = action
 	}
@@ -726,7 +726,7 @@ func scanDue(r scanner) (*DeliveryRecord, *Event, []byte, error) {
 		&ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
 		return nil, nil, nil, err
 	}
-	d.Created, d.NextAt, d.Updated, d.windowFrom = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
+	d.Created, d.NextAt, d.Updated, d.WindowStart = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
 	d.Action = action
 	ev.Time, ev.Received = time.Unix(0, t).UTC(), time.Unix(0, rc).UTC()
 	return &d, &ev, raw, nil

@@ -16,8 +16,13 @@ import (
 // Slack and still count as failed, which would post the message twice.
 const deadlineMargin = 500 * time.Millisecond
 
+// maxHold is the longest a 429 holds a channel back. A longer Retry-After
+// (a bogus one reads as bridge.MaxRetryAfter) is cut to it: the next message
+// after it asks Slack again, and is held again if Slack still says so.
+const maxHold = 5 * time.Minute
+
 // pacer keeps a token bucket per channel and, after a 429, holds the whole
-// channel back for as long as Slack asked.
+// channel back for as long as Slack asked (at most maxHold).
 type pacer struct {
 	limit rate.Limit
 	burst int
@@ -63,7 +68,9 @@ func (p *pacer) wait(ctx context.Context, key string) error {
 	if delay <= 0 {
 		return nil
 	}
-	if dl, ok := ctx.Deadline(); ok && delay+deadlineMargin > time.Until(dl) {
+	// Compared this way round, a delay as long as a Duration goes cannot
+	// overflow into a short one.
+	if dl, ok := ctx.Deadline(); ok && delay > time.Until(dl)-deadlineMargin {
 		r.CancelAt(now)
 		return bridge.RetryAfter(fmt.Errorf("slack: %s: rate limit: the next message may go in %s, after this attempt's deadline", key, delay.Round(time.Millisecond)), delay)
 	}
@@ -74,12 +81,16 @@ func (p *pacer) wait(ctx context.Context, key string) error {
 	return nil
 }
 
-// hold keeps key's channel free of messages for d, after Slack answered 429.
+// hold keeps key's channel free of messages for d, after Slack answered
+// 429: for at most maxHold, and not at all for d <= 0.
 func (p *pacer) hold(key string, d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g := p.gate(key)
-	if until := p.now().Add(d); until.After(g.until) {
+	if until := p.now().Add(min(d, maxHold)); until.After(g.until) {
 		g.until = until
 	}
 }
