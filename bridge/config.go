@@ -33,12 +33,18 @@ type ServerConfig struct {
 	MaxBodyBytes int64  `yaml:"max_body_bytes"`
 }
 
-// StoreConfig is the `store:` section.
+// StoreConfig is the `store:` section: an SQLite file (path, the default)
+// or a PostgreSQL database that several replicas share (postgres).
 type StoreConfig struct {
 	Path      string   `yaml:"path"`
+	Postgres  Secret   `yaml:"postgres"` // a postgres:// URL; it may hold a password
 	Retention Duration `yaml:"retention"`
-	Sync      string   `yaml:"sync"` // full or normal
+	Sync      string   `yaml:"sync"`  // SQLite only: full or normal
+	Lease     Duration `yaml:"lease"` // PostgreSQL only: how long a replica's claim on a delivery lasts unrenewed
 }
+
+// IsPostgres reports whether the store is PostgreSQL.
+func (c StoreConfig) IsPostgres() bool { return c.Postgres.Value() != "" }
 
 // RateLimit is a source's request rate limit.
 type RateLimit struct {
@@ -145,6 +151,7 @@ const (
 	DefaultStorePath    = "data/bridge.db"
 	DefaultRetention    = 720 * time.Hour
 	DefaultSync         = "full"
+	DefaultLease        = 30 * time.Second
 	DefaultSinkTimeout  = 10 * time.Second
 	DefaultConcurrency  = 4
 	DefaultRetryInitial = time.Second

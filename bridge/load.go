@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -20,7 +22,7 @@ import (
 func DefaultConfig() Config {
 	return Config{
 		Server: ServerConfig{Listen: DefaultListen, MaxBodyBytes: DefaultMaxBodyBytes},
-		Store:  StoreConfig{Path: DefaultStorePath, Retention: Duration(DefaultRetention), Sync: DefaultSync},
+		Store:  StoreConfig{Path: DefaultStorePath, Retention: Duration(DefaultRetention), Sync: DefaultSync, Lease: Duration(DefaultLease)},
 	}
 }
 
@@ -532,13 +534,49 @@ func (l *loader) validate(cfg *Config, doc *yaml.Node) {
 }
 
 func (l *loader) validateStore(st *StoreConfig, n *yaml.Node) {
-	if st.Path == "" {
-		l.add(FindKey(n, "path"), "store: path is required")
-	}
-	if st.Sync != "full" && st.Sync != "normal" {
-		l.add(FindKey(n, "sync"), "store: sync must be full (an ack survives power loss) or normal (survives a process crash only), not %q", st.Sync)
+	if st.IsPostgres() {
+		// The default path does not count: only one written in the file.
+		if mapValue(n, "path") != nil {
+			l.add(FindKey(n, "path"), "store: path (SQLite) and postgres are exclusive: keep one")
+		}
+		if mapValue(n, "sync") != nil {
+			l.add(FindKey(n, "sync"), "store: sync is SQLite's only; PostgreSQL commits durably (its own synchronous_commit)")
+		}
+		st.Path = ""
+		if err := checkPostgresURL(st.Postgres.Value()); err != nil {
+			l.add(FindKey(n, "postgres"), "store: postgres: %v", err)
+		}
+		if st.Lease.D() < time.Second {
+			l.add(FindKey(n, "lease"), "store: lease must be at least 1s (for example 30s)")
+		}
+	} else {
+		if st.Path == "" {
+			l.add(FindKey(n, "path"), "store: path is required (or postgres, for a PostgreSQL store)")
+		}
+		if st.Sync != "full" && st.Sync != "normal" {
+			l.add(FindKey(n, "sync"), "store: sync must be full (an ack survives power loss) or normal (survives a process crash only), not %q", st.Sync)
+		}
+		if mapValue(n, "lease") != nil {
+			l.add(FindKey(n, "lease"), "store: lease is PostgreSQL's only: one SQLite store has one process")
+		}
 	}
 	if st.Retention <= 0 {
 		l.add(FindKey(n, "retention"), "store: retention must be positive (for example 720h)")
 	}
+}
+
+// checkPostgresURL checks the shape of a store.postgres URL without
+// connecting, and without quoting it: it may hold a password.
+func checkPostgresURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("not a valid URL (postgres://user:password@host:5432/database)")
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return errors.New("must start with postgres:// (postgres://user:password@host:5432/database)")
+	}
+	if u.Host == "" {
+		return errors.New("names no host (postgres://user:password@host:5432/database)")
+	}
+	return nil
 }

@@ -31,6 +31,8 @@ type Metrics struct {
 	DeliveryAttempts *prometheus.HistogramVec
 	ReloadSuccess    prometheus.Gauge
 	ReloadTime       prometheus.Gauge
+	Claimed          *prometheus.GaugeVec   // deliveries this process has claimed and not recorded
+	LeaseTakeovers   *prometheus.CounterVec // claims this process took over from another whose lease ran out
 
 	pending *pendingCollector
 }
@@ -38,6 +40,10 @@ type Metrics struct {
 // SetSinks names the configured sinks, so bridge_delivery_pending reads 0
 // for a sink with nothing pending instead of being absent.
 func (m *Metrics) SetSinks(names []string) {
+	for _, n := range names { // so a zero shows
+		m.Claimed.WithLabelValues(n)
+		m.LeaseTakeovers.WithLabelValues(n)
+	}
 	if m.pending == nil {
 		return
 	}
@@ -78,15 +84,28 @@ func NewMetrics(pending func(ctx context.Context) (map[string]int, error)) *Metr
 		ReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bridge_config_last_reload_success_timestamp_seconds", Help: "When the config was last loaded successfully.",
 		}),
+		Claimed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bridge_deliveries_claimed", Help: "Deliveries this replica has claimed and is sending, by sink.",
+		}, []string{"sink"}),
+		LeaseTakeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_lease_takeovers_total", Help: "Deliveries this replica took over from another whose lease ran out, by sink.",
+		}, []string{"sink"}),
 	}
 	reg.MustRegister(m.Webhooks, m.RuleMatches, m.RuleErrors, m.Deliveries, m.DeliveryDuration, m.DeliveryAttempts,
-		m.ReloadSuccess, m.ReloadTime, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.ReloadSuccess, m.ReloadTime, m.Claimed, m.LeaseTakeovers, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pending != nil {
-		m.pending = &pendingCollector{count: pending,
-			desc: prometheus.NewDesc("bridge_delivery_pending", "Deliveries waiting to be delivered, by sink.", []string{"sink"}, nil)}
-		reg.MustRegister(m.pending)
+		m.CountPending(pending)
 	}
 	return m
+}
+
+// CountPending registers bridge_delivery_pending, read at each scrape from
+// pending (the store's pending deliveries per sink), once the store is
+// open. Call it once.
+func (m *Metrics) CountPending(pending func(ctx context.Context) (map[string]int, error)) {
+	m.pending = &pendingCollector{count: pending,
+		desc: prometheus.NewDesc("bridge_delivery_pending", "Deliveries waiting to be delivered, by sink.", []string{"sink"}, nil)}
+	m.Registry.MustRegister(m.pending)
 }
 
 // pendingCollector reads the pending counts from the store at scrape time.

@@ -30,6 +30,12 @@ type PipelineOptions struct {
 	DryRun  bool             // describe every send instead of making it
 	Now     func() time.Time // the clock; time.Now when nil
 	Poll    time.Duration    // how often each sink looks for work made by other processes (replay); 1s when 0
+	// Lease is how long the store holds a claim without renewal (the
+	// postgres store's store.lease); while an attempt runs its claims are
+	// renewed every third of it, and an attempt whose claims could not be
+	// renewed in time is cancelled, as another process may take them
+	// over. 0: claims last as long as the process (SQLite).
+	Lease time.Duration
 }
 
 // Pipeline carries out stored deliveries: per sink a scheduler that reads
@@ -38,7 +44,7 @@ type PipelineOptions struct {
 // (delivered, failed, or pending with the next attempt's time). Nothing is
 // kept only in memory: a restart resumes from the store.
 type Pipeline struct {
-	store *Store
+	store Store
 	opt   PipelineOptions
 	log   *slog.Logger
 
@@ -53,7 +59,7 @@ type Pipeline struct {
 }
 
 // NewPipeline returns a pipeline over store; SetSinks starts it.
-func NewPipeline(store *Store, opt PipelineOptions) *Pipeline {
+func NewPipeline(store Store, opt PipelineOptions) *Pipeline {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -356,11 +362,11 @@ func (r *runner) schedule() {
 	}
 }
 
-// load reads the deliveries the scheduler sends.
+// load claims and reads the deliveries the scheduler sends.
 func (r *runner) load(ids []int64) ([]*Delivery, []*DeliveryRecord, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return r.p.store.Load(ctx, ids)
+	return r.p.store.Claim(ctx, ids, r.p.opt.Now())
 }
 
 // waitFreed waits until a worker finishes, or the poll interval passes. It
@@ -387,6 +393,9 @@ func (r *runner) dispatch(ds []*Delivery, recs []*DeliveryRecord) bool {
 			batch = append(batch, &job{d: ds[k], rec: recs[k]})
 		}
 		r.inflight.add(batch)
+		if m := r.p.opt.Metrics; m != nil {
+			m.Claimed.WithLabelValues(r.spec.Name).Add(float64(len(batch)))
+		}
 		r.mu.Lock()
 		r.busy++
 		r.mu.Unlock()
@@ -404,6 +413,9 @@ func (r *runner) dispatch(ds []*Delivery, recs []*DeliveryRecord) bool {
 // frees its worker slot.
 func (r *runner) release(batch []*job) {
 	r.inflight.remove(batch)
+	if m := r.p.opt.Metrics; m != nil {
+		m.Claimed.WithLabelValues(r.spec.Name).Sub(float64(len(batch)))
+	}
 	r.mu.Lock()
 	r.busy--
 	r.mu.Unlock()
@@ -424,6 +436,7 @@ func (r *runner) worker() {
 // attempt makes one attempt at a batch and records every outcome.
 func (r *runner) attempt(batch []*job) {
 	ctx, cancel := context.WithTimeout(r.p.sendCtx, r.spec.Timeout)
+	stopRenew := r.renew(ctx, cancel, batch)
 	start := time.Now()
 	results := make([]string, len(batch))
 	errs := make([]error, len(batch))
@@ -441,6 +454,7 @@ func (r *runner) attempt(batch []*job) {
 	default:
 		results[0], errs[0] = safeSend(ctx, r.spec.Sink, batch[0].d)
 	}
+	stopRenew()
 	cancel()
 	if m := r.p.opt.Metrics; m != nil {
 		m.DeliveryDuration.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
@@ -456,6 +470,56 @@ func (r *runner) attempt(batch []*job) {
 	if err := r.p.store.Record(rctx, outs); err != nil {
 		r.p.log.Error("record delivery outcomes; they will be attempted again", "sink", r.spec.Name, "err", err)
 	}
+}
+
+// renew keeps the batch's claims while its attempt runs, when the store's
+// claims have a lease: every third of the lease it renews them, and should
+// a claim be lost (taken over) or no renewal succeed before the lease runs
+// out, it cancels the attempt, since another process may now send the same
+// deliveries. The returned function stops it.
+func (r *runner) renew(ctx context.Context, cancel context.CancelFunc, batch []*job) (stop func()) {
+	lease := r.p.opt.Lease
+	if lease <= 0 {
+		return func() {}
+	}
+	ids := make([]int64, len(batch))
+	for i, j := range batch {
+		ids[i] = j.d.ID
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		held := time.Now() // the claim was made at most this long ago
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, lease/3)
+			lost, err := r.p.store.Renew(rctx, ids, r.p.opt.Now())
+			rcancel()
+			switch {
+			case err == nil && len(lost) == 0:
+				held = time.Now()
+				continue
+			case err == nil:
+				r.p.log.Warn("another process took over deliveries in flight; cancelling the attempt", "sink", r.spec.Name, "deliveries", lost)
+				cancel()
+				return
+			case time.Since(held) >= lease*2/3:
+				r.p.log.Warn("cannot renew the claims of an attempt before their lease runs out; cancelling it", "sink", r.spec.Name, "err", err)
+				cancel()
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func isBatchSink(s Sink) bool {

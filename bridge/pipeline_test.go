@@ -18,7 +18,7 @@ import (
 
 type pipeEnv struct {
 	t       *testing.T
-	store   *Store
+	store   Store
 	clock   *fakeClock
 	metrics *Metrics
 	p       *Pipeline
@@ -35,14 +35,14 @@ func newPipeEnv(t *testing.T, path string, clock *fakeClock, dryRun bool) *pipeE
 	if clock == nil {
 		clock = &fakeClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	}
-	store, err := OpenStore(StoreConfig{Path: path, Sync: "normal"})
+	store, err := OpenTestStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := NewMetrics(store.PendingCounts)
 	p := NewPipeline(store, PipelineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m,
 		DryRun: dryRun, Now: clock.Now, Poll: 5 * time.Millisecond})
-	store.OnCommit = p.Wake
+	store.SetOnCommit(p.Wake)
 	e := &pipeEnv{t: t, store: store, clock: clock, metrics: m, p: p, path: path}
 	t.Cleanup(e.stop)
 	return e

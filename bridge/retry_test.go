@@ -97,13 +97,13 @@ func TestOddRetryAfterIsBounded(t *testing.T) {
 	h := &throttler{retryAfter: values, requests: map[string]int{}}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	store, err := OpenStore(StoreConfig{Path: filepath.Join(t.TempDir(), "p.db"), Sync: "normal"})
+	store, err := OpenTestStore(filepath.Join(t.TempDir(), "p.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
 	p := NewPipeline(store, PipelineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Poll: 5 * time.Millisecond})
-	store.OnCommit = p.Wake
+	store.SetOnCommit(p.Wake)
 	defer p.Shutdown(context.Background())
 	specs := []SinkSpec{{Name: "other", Sink: &statusSink{client: srv.Client(), url: srv.URL + "/other"}, Timeout: time.Second, Concurrency: 1, Retry: retry, Key: "other"}}
 	odd := make([]string, len(values))
@@ -435,12 +435,12 @@ func TestFailureLogTimer(t *testing.T) {
 func TestOutageLogsSummaries(t *testing.T) {
 	var b logBuf
 	clock := &fakeClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	store, err := OpenStore(StoreConfig{Path: filepath.Join(t.TempDir(), "p.db"), Sync: "normal"})
+	store, err := OpenTestStore(filepath.Join(t.TempDir(), "p.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := NewPipeline(store, PipelineOptions{Logger: b.logger(), Now: clock.Now, Poll: 5 * time.Millisecond})
-	store.OnCommit = p.Wake
+	store.SetOnCommit(p.Wake)
 	e := &pipeEnv{t: t, store: store, clock: clock, p: p}
 	t.Cleanup(e.stop)
 	down, refusing := newFakeSink(), newFakeSink()

@@ -30,7 +30,7 @@ type Runtime struct {
 // Server answers the bridge's HTTP surface (SPEC 3): the webhook routes,
 // health, readiness and metrics.
 type Server struct {
-	store   *Store
+	store   Store
 	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -52,7 +52,7 @@ type sourceLimiter struct {
 
 // NewServer returns a server over store. SetRuntime must be called before
 // it answers webhooks.
-func NewServer(store *Store, metrics *Metrics, log *slog.Logger) *Server {
+func NewServer(store Store, metrics *Metrics, log *slog.Logger) *Server {
 	return &Server{store: store, metrics: metrics, log: log, now: time.Now, limiters: map[string]*sourceLimiter{}, readyTTL: time.Second}
 }
 

@@ -28,7 +28,7 @@ func (allRules) Evaluate(ev *Event) Evaluation {
 
 type testServer struct {
 	*httptest.Server
-	store   *Store
+	store   Store
 	metrics *Metrics
 	bridge  *Server
 }
@@ -37,7 +37,7 @@ const testSecret = "test-signing-secret"
 
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
-	store, err := OpenStore(StoreConfig{Path: filepath.Join(t.TempDir(), "b.db"), Sync: "normal"})
+	store, err := OpenTestStore(filepath.Join(t.TempDir(), "b.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestWebhookRateLimit(t *testing.T) {
 func TestWebhookStoreFailure(t *testing.T) {
 	ts := newTestServer(t)
 	// The event row would insert, its delivery cannot: nothing may remain.
-	if _, err := ts.store.wdb.Exec("DROP TABLE deliveries"); err != nil {
+	if err := ExecTestStore(ts.store, "DROP TABLE deliveries"); err != nil {
 		t.Fatal(err)
 	}
 	a := ts.post(t, "POST", "/webhooks/sa", alertBody, map[string]string{"X-Secureagentics-Signature": sign(alertBody)})
@@ -272,7 +272,7 @@ func TestReadyzFollowsLastWrite(t *testing.T) {
 		t.Fatalf("readyz before: %d %v", a.status, a.body)
 	}
 	// No more pages than the database has now.
-	if _, err := ts.store.wdb.Exec("PRAGMA max_page_count = 1"); err != nil {
+	if err := ExecTestStore(ts.store, "PRAGMA max_page_count = 1"); err != nil {
 		t.Fatal(err)
 	}
 	pad := strings.Repeat("x", 3000)
@@ -305,7 +305,7 @@ func TestReadyzFollowsLastWrite(t *testing.T) {
 	notReady("after a probe of the full database")
 	// Room again, and no webhook: the answer stands until the next probe
 	// (at most one a second), which finds the room.
-	if _, err := ts.store.wdb.Exec("PRAGMA max_page_count = 1000000"); err != nil {
+	if err := ExecTestStore(ts.store, "PRAGMA max_page_count = 1000000"); err != nil {
 		t.Fatal(err)
 	}
 	notReady("before the next probe")

@@ -38,12 +38,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 
 // openStoreOnly opens the store of a config file, reading only its store
 // section, for the commands that work beside a running serve.
-func openStoreOnly(path string) (*bridge.Store, error) {
+func openStoreOnly(path string) (bridge.Store, error) {
 	cfg, err := bridge.LoadStore(path)
 	if err != nil {
 		return nil, err
 	}
-	return bridge.OpenStore(cfg.Store)
+	return openStore(context.Background(), cfg.Store, storeOptions{})
 }
 
 func cmdEvents(args []string, stdout, stderr io.Writer) int {

@@ -71,7 +71,7 @@ func loadConfig(path string) (*loaded, error) {
 }
 
 // sinkEnv is what a sink gets from the bridge.
-func sinkEnv(e *bridge.SinkEntry, cfg *bridge.Config, store *bridge.Store, log *slog.Logger) bridge.SinkEnv {
+func sinkEnv(e *bridge.SinkEntry, cfg *bridge.Config, store bridge.Store, log *slog.Logger) bridge.SinkEnv {
 	env := bridge.SinkEnv{
 		Name:    e.Name,
 		Logger:  log.With("sink", e.Name),

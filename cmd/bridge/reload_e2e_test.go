@@ -53,7 +53,14 @@ func TestReloadJiraUnderLoad(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			if err := os.WriteFile(cfg, []byte(sinkConfigText(addr, "", sinkText(i), jiraRule(""))), 0o600); err != nil {
+			// Replaced whole, as editors save, so that `bridge deliveries`
+			// never reads it half-written.
+			next := cfg + ".new"
+			if err := os.WriteFile(next, []byte(sinkConfigText(addr, "", sinkText(i), jiraRule(""))), 0o600); err != nil {
+				t.Errorf("rewrite the config: %v", err)
+				return
+			}
+			if err := os.Rename(next, cfg); err != nil {
 				t.Errorf("rewrite the config: %v", err)
 				return
 			}

@@ -85,7 +85,7 @@ func relaxGC() {
 type app struct {
 	path     string
 	log      *slog.Logger
-	store    *bridge.Store
+	store    bridge.Store
 	metrics  *bridge.Metrics
 	pipeline *bridge.Pipeline
 	server   *bridge.Server
@@ -101,14 +101,19 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 	if err := refuseExampleSecrets(l.cfg); err != nil {
 		return err
 	}
-	store, err := bridge.OpenStore(l.cfg.Store)
+	metrics := bridge.NewMetrics(nil)
+	store, err := openStore(ctx, l.cfg.Store, storeOptions{log: log, metrics: metrics})
 	if err != nil {
 		return err
 	}
-	metrics := bridge.NewMetrics(store.PendingCounts)
+	metrics.CountPending(store.PendingCounts)
 	a := &app{path: path, log: log, store: store, metrics: metrics, current: l.cfg}
-	a.pipeline = bridge.NewPipeline(store, bridge.PipelineOptions{Logger: log, Metrics: metrics, DryRun: dryRun})
-	store.OnCommit = a.pipeline.Wake
+	popt := bridge.PipelineOptions{Logger: log, Metrics: metrics, DryRun: dryRun}
+	if l.cfg.Store.IsPostgres() {
+		popt.Lease = l.cfg.Store.Lease.D()
+	}
+	a.pipeline = bridge.NewPipeline(store, popt)
+	store.SetOnCommit(a.pipeline.Wake)
 	specs, err := a.buildSinks(l.cfg)
 	if err != nil {
 		store.Close()

@@ -1,4 +1,4 @@
-package bridge
+package sqlite
 
 import (
 	"context"
@@ -9,11 +9,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"bridge/bridge"
 )
 
 func openTestStore(t testing.TB, sync string) *Store {
 	t.Helper()
-	s, err := OpenStore(StoreConfig{Path: filepath.Join(t.TempDir(), "s.db"), Sync: sync})
+	s, err := Open(bridge.StoreConfig{Path: filepath.Join(t.TempDir(), "s.db"), Sync: sync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,8 +23,8 @@ func openTestStore(t testing.TB, sync string) *Store {
 	return s
 }
 
-func testEvent(source, id string, received time.Time) *Event {
-	return &Event{ID: id, Source: source, Vendor: "antly", Type: "profile.Customer:create", Severity: "info",
+func testEvent(source, id string, received time.Time) *bridge.Event {
+	return &bridge.Event{ID: id, Source: source, Vendor: "antly", Type: "profile.Customer:create", Severity: "info",
 		Title: "t " + id, Subject: id, Time: received, Received: received}
 }
 
@@ -31,11 +33,11 @@ func testEvent(source, id string, received time.Time) *Event {
 func TestIngestConcurrent(t *testing.T) {
 	s := openTestStore(t, "full")
 	var woken sync.Map
-	s.OnCommit = func(sinks map[string]bool) {
+	s.SetOnCommit(func(sinks map[string]bool) {
 		for k := range sinks {
 			woken.Store(k, true)
 		}
-	}
+	})
 	const n = 200
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -46,7 +48,7 @@ func TestIngestConcurrent(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			id := fmt.Sprintf("e%d", i%n)
-			planned := []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}}
+			planned := []bridge.Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}}
 			dup, err := s.Ingest(context.Background(), testEvent("src", id, now), []byte(`{"event":"x","data":{"n":1}}`), planned)
 			if err != nil {
 				t.Error(err)
@@ -65,8 +67,8 @@ func TestIngestConcurrent(t *testing.T) {
 	if news != n || dups != n {
 		t.Fatalf("new %d, duplicates %d; want %d each", news, dups, n)
 	}
-	evs, _ := s.Events(context.Background(), EventFilter{})
-	ds, _ := s.Deliveries(context.Background(), DeliveryFilter{})
+	evs, _ := s.Events(context.Background(), bridge.EventFilter{})
+	ds, _ := s.Deliveries(context.Background(), bridge.DeliveryFilter{})
 	if len(evs) != n || len(ds) != n {
 		t.Errorf("%d events, %d deliveries stored; want %d each", len(evs), len(ds), n)
 	}
@@ -80,12 +82,12 @@ func TestIngestConcurrent(t *testing.T) {
 
 func TestTemplateErrorStoredFailed(t *testing.T) {
 	s := openTestStore(t, "normal")
-	planned := []Planned{{Rule: "r", Sink: "out", Err: fmt.Errorf(`template: summary:1: executing "summary" at <.x>: boom`)}}
+	planned := []bridge.Planned{{Rule: "r", Sink: "out", Err: fmt.Errorf(`template: summary:1: executing "summary" at <.x>: boom`)}}
 	if _, err := s.Ingest(context.Background(), testEvent("src", "e1", time.Now()), []byte(`{}`), planned); err != nil {
 		t.Fatal(err)
 	}
-	ds, _ := s.Deliveries(context.Background(), DeliveryFilter{})
-	if len(ds) != 1 || ds[0].Status != StatusFailed || ds[0].LastError == "" {
+	ds, _ := s.Deliveries(context.Background(), bridge.DeliveryFilter{})
+	if len(ds) != 1 || ds[0].Status != bridge.StatusFailed || ds[0].LastError == "" {
 		t.Fatalf("template failure not stored as a failed delivery: %+v", ds)
 	}
 }
@@ -145,17 +147,17 @@ func TestPrune(t *testing.T) {
 	ctx := context.Background()
 	old := time.Now().Add(-48 * time.Hour)
 	s.Ingest(ctx, testEvent("src", "old-done", old), []byte(`{}`), nil)
-	s.Ingest(ctx, testEvent("src", "old-pending", old), []byte(`{}`), []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}})
+	s.Ingest(ctx, testEvent("src", "old-pending", old), []byte(`{}`), []bridge.Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}})
 	s.Ingest(ctx, testEvent("src", "new", time.Now()), []byte(`{}`), nil)
 	n, err := s.Prune(ctx, time.Now().Add(-24*time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d, %v; want 1 (an event with a pending delivery is kept)", n, err)
 	}
-	evs, _ := s.Events(ctx, EventFilter{})
+	evs, _ := s.Events(ctx, bridge.EventFilter{})
 	if len(evs) != 2 || evs[0].Event.ID != "new" {
 		t.Errorf("left %+v", evs)
 	}
-	if got, _ := s.Events(ctx, EventFilter{Source: "src", Limit: 1}); len(got) != 1 || got[0].Event.ID != "new" {
+	if got, _ := s.Events(ctx, bridge.EventFilter{Source: "src", Limit: 1}); len(got) != 1 || got[0].Event.ID != "new" {
 		t.Errorf("limit/newest first: %+v", got)
 	}
 }
@@ -170,7 +172,7 @@ func TestDueAndLoad(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		ev := testEvent("src", fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Second))
 		raw := []byte(fmt.Sprintf(`{"event":"x","data":{"n":%d}}`, i))
-		if _, err := s.Ingest(ctx, ev, raw, []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}}); err != nil {
+		if _, err := s.Ingest(ctx, ev, raw, []bridge.Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{}`)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -182,10 +184,10 @@ func TestDueAndLoad(t *testing.T) {
 	if fmt.Sprint(ids) != "[2 3]" || !oldest.Equal(t0.Add(2*time.Second)) || !next.Equal(t0.Add(5*time.Second)) {
 		t.Fatalf("Due = %v, oldest %v, next %v; want [2 3], t0+2s, t0+5s", ids, oldest, next)
 	}
-	if err := s.Record(ctx, []Outcome{{ID: 3, Status: StatusDelivered, At: t0}}); err != nil {
+	if err := s.Record(ctx, []bridge.Outcome{{ID: 3, Status: bridge.StatusDelivered, At: t0}}); err != nil {
 		t.Fatal(err)
 	}
-	ds, recs, err := s.Load(ctx, []int64{4, 2, 3})
+	ds, recs, err := s.Claim(ctx, []int64{4, 2, 3}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func TestDueAndLoad(t *testing.T) {
 func BenchmarkIngest(b *testing.B) {
 	s := openTestStore(b, "full")
 	raw := []byte(`{"id":"x","type":"alert.triggered","data":{"alert_id":"a","details":"` + string(make([]byte, 0)) + `"}}`)
-	planned := []Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{"text":"x"}`)}}
+	planned := []bridge.Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{"text":"x"}`)}}
 	now := time.Now()
 	var i int64
 	var mu sync.Mutex

@@ -1,0 +1,26 @@
+package bridge
+
+import "testing"
+
+// The stores live in packages of their own that import this one, so this
+// package's tests cannot import them: storehook_test.go (package
+// bridge_test, compiled into the same test binary) fills these in with the
+// SQLite store.
+var (
+	// OpenTestStore opens an SQLite store (sync: normal) at path.
+	OpenTestStore func(path string) (Store, error)
+	// ExecTestStore runs stmt on an SQLite test store's writer connection,
+	// for tests that make the store fail on purpose.
+	ExecTestStore func(s Store, stmt string) error
+)
+
+// openTestStore opens an SQLite store at path, closed when the test ends.
+func openTestStore(t testing.TB, path string) Store {
+	t.Helper()
+	s, err := OpenTestStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
