@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"bridge/bridge"
+	"bridge/bridge/store/postgres"
 	"bridge/bridge/store/sqlite"
 )
 
@@ -21,5 +21,12 @@ func openStore(ctx context.Context, cfg bridge.StoreConfig, opt storeOptions) (b
 	if !cfg.IsPostgres() {
 		return sqlite.Open(cfg)
 	}
-	return nil, errors.New("store: the postgres store is not built into this bridge yet")
+	pc := postgres.Config{URL: cfg.Postgres.Value(), Lease: cfg.Lease.D(), Logger: opt.log}
+	if m := opt.metrics; m != nil {
+		pc.OnTakeover = func(sink string) { m.LeaseTakeovers.WithLabelValues(sink).Inc() }
+	}
+	if pc.Logger == nil {
+		pc.Logger = slog.New(slog.DiscardHandler)
+	}
+	return postgres.Open(ctx, pc)
 }

@@ -1,0 +1,992 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"bridge/bridge"
+	"bridge/bridge/store/postgres"
+	"bridge/bridge/store/postgres/pgtest"
+)
+
+var _ bridge.Store = (*postgres.Store)(nil)
+
+// base is when the tests' events are received.
+var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func open(t testing.TB, url string, cfg postgres.Config) *postgres.Store {
+	t.Helper()
+	cfg.URL = url
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := postgres.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// event is a test event with id, received at base plus offset.
+func event(id string, offset time.Duration) (*bridge.Event, []byte) {
+	raw := fmt.Appendf(nil, `{"id":%q,"type":"alert.triggered","data":{"alert_id":"A-%s","count":3}}`, id, id)
+	return &bridge.Event{ID: id, Source: "sa", Vendor: "secureagentics", Type: "alert.triggered", Time: base.Add(-time.Minute),
+		Received: base.Add(offset), Severity: "high", Title: "alert " + id, Subject: "A-" + id, Data: bridge.StoredData(raw)}, raw
+}
+
+func plan(sinks ...string) []bridge.Planned {
+	var out []bridge.Planned
+	for i, sk := range sinks {
+		out = append(out, bridge.Planned{Rule: "r", Index: i, Sink: sk, Action: json.RawMessage(`{"text":"hi"}`)})
+	}
+	return out
+}
+
+func ingest(t testing.TB, s *postgres.Store, id string, offset time.Duration, planned []bridge.Planned) {
+	t.Helper()
+	ev, raw := event(id, offset)
+	dup, err := s.Ingest(context.Background(), ev, raw, planned)
+	if err != nil || dup {
+		t.Fatalf("ingest %s: duplicate %v, %v", id, dup, err)
+	}
+}
+
+func deliveries(t testing.TB, s *postgres.Store, f bridge.DeliveryFilter) []*bridge.DeliveryRecord {
+	t.Helper()
+	ds, err := s.Deliveries(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// sqlConn connects to the test database directly, for looking behind the
+// store's back.
+func sqlConn(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("fresh, then again", func(t *testing.T) {
+		url := pgtest.TestDatabase(t)
+		if err := postgres.Migrate(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+		if err := postgres.Migrate(ctx, url); err != nil {
+			t.Fatalf("second run: %v", err)
+		}
+		open(t, url, postgres.Config{})
+		var versions []int32
+		if err := sqlConn(t, url).QueryRow(ctx, `SELECT array_agg(version ORDER BY version) FROM bridge_schema`).Scan(&versions); err != nil {
+			t.Fatal(err)
+		}
+		if len(versions) != postgres.SchemaVersion || versions[len(versions)-1] != int32(postgres.SchemaVersion) {
+			t.Errorf("bridge_schema versions %v, want 1..%d once each", versions, postgres.SchemaVersion)
+		}
+	})
+	t.Run("three replicas starting at once", func(t *testing.T) {
+		url := pgtest.TestDatabase(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 3)
+		for range 3 {
+			wg.Go(func() {
+				s, err := postgres.Open(ctx, postgres.Config{URL: url})
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		var n int
+		if err := sqlConn(t, url).QueryRow(ctx, `SELECT count(*) FROM bridge_schema`).Scan(&n); err != nil || n != postgres.SchemaVersion {
+			t.Errorf("bridge_schema has %d rows (%v), want %d", n, err, postgres.SchemaVersion)
+		}
+	})
+	t.Run("a newer schema is refused", func(t *testing.T) {
+		url := pgtest.TestDatabase(t)
+		if err := postgres.Migrate(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+		newer := postgres.SchemaVersion + 1
+		if _, err := sqlConn(t, url).Exec(ctx, `INSERT INTO bridge_schema (version) VALUES ($1)`, newer); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("postgres store: the database schema is version %d; this bridge knows up to %d: upgrade the bridge", newer, postgres.SchemaVersion)
+		err := postgres.Migrate(ctx, url)
+		if err == nil || err.Error() != want || !errors.Is(err, postgres.ErrSchemaNewer) {
+			t.Errorf("Migrate: %v, want %q", err, want)
+		}
+		_, err = postgres.Open(ctx, postgres.Config{URL: url})
+		if err == nil || err.Error() != want {
+			t.Errorf("Open: %v, want %q", err, want)
+		}
+	})
+}
+
+// TestIngestDuplicateAcrossReplicas posts one event 200 times at once to
+// two stores: exactly one is accepted, with one set of deliveries.
+func TestIngestDuplicateAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	url := pgtest.TestDatabase(t)
+	stores := []*postgres.Store{open(t, url, postgres.Config{}), open(t, url, postgres.Config{})}
+	planned := plan("jira", "slack")
+	planned = append(planned, bridge.Planned{Rule: "r2", Index: 0, Sink: "jira", Err: errors.New(`template: summary: map has no entry for key "x"`)})
+	var accepted, duplicates atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			ev, raw := event("same", 0)
+			<-start
+			dup, err := stores[i%2].Ingest(context.Background(), ev, raw, planned)
+			switch {
+			case err != nil:
+				t.Error(err)
+			case dup:
+				duplicates.Add(1)
+			default:
+				accepted.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if accepted.Load() != 1 || duplicates.Load() != 199 {
+		t.Errorf("accepted %d, duplicates %d; want 1 and 199", accepted.Load(), duplicates.Load())
+	}
+	evs, err := stores[1].Events(context.Background(), bridge.EventFilter{})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events: %d, %v", len(evs), err)
+	}
+	ds := deliveries(t, stores[0], bridge.DeliveryFilter{})
+	if len(ds) != 3 {
+		t.Fatalf("%d deliveries, want 3", len(ds))
+	}
+	slices.Reverse(ds) // oldest first
+	for i, want := range []struct{ sink, status, lastError string }{
+		{"jira", bridge.StatusPending, ""},
+		{"slack", bridge.StatusPending, ""},
+		{"jira", bridge.StatusFailed, `template: summary: map has no entry for key "x"`},
+	} {
+		if d := ds[i]; d.Sink != want.sink || d.Status != want.status || d.LastError != want.lastError || d.EventID != "same" {
+			t.Errorf("delivery %d: %+v, want %+v", i, d, want)
+		}
+	}
+}
+
+// TestRoundTrip checks what the store gives back of what it was given: the
+// fields the SQLite store keeps, in the same shapes.
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, pgtest.TestDatabase(t), postgres.Config{Lease: time.Minute})
+	ingest(t, s, "e1", 0, plan("jira"))
+	ingest(t, s, "e2", time.Second, plan("jira", "slack"))
+
+	evs, err := s.Events(ctx, bridge.EventFilter{Limit: 1})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events: %v, %v", evs, err)
+	}
+	want, _ := event("e2", time.Second)
+	if got := evs[0].Event; !got.Received.Equal(want.Received) || got.Time.Location() != time.UTC || got.Title != want.Title ||
+		got.Subject != want.Subject || got.Data["count"] != int64(3) {
+		t.Errorf("newest event %+v, want %+v", got, want)
+	}
+	if evs, _ := s.Events(ctx, bridge.EventFilter{Source: "other"}); len(evs) != 0 {
+		t.Errorf("events of another source: %d", len(evs))
+	}
+	if ds := deliveries(t, s, bridge.DeliveryFilter{EventID: "e2", Sink: "jira", Status: bridge.StatusPending}); len(ds) != 1 ||
+		string(ds[0].Action) != `{"text":"hi"}` || !ds[0].WindowStart.Equal(want.Received) {
+		t.Errorf("filtered deliveries: %+v", ds)
+	}
+	if n, err := s.PendingCounts(ctx); err != nil || n["jira"] != 2 || n["slack"] != 1 {
+		t.Errorf("pending counts %v, %v", n, err)
+	}
+
+	now := base.Add(time.Minute)
+	ids, oldest, _, err := s.Due(ctx, "jira", now, 10, nil)
+	if err != nil || len(ids) != 2 || !oldest.Equal(base) {
+		t.Fatalf("due: %v, oldest %v, %v", ids, oldest, err)
+	}
+	if ids2, _, _, _ := s.Due(ctx, "jira", now, 10, map[int64]bool{ids[0]: true}); !slices.Equal(ids2, ids[1:]) {
+		t.Errorf("due skipping %d: %v", ids[0], ids2)
+	}
+	ds, recs, err := s.Claim(ctx, ids, now)
+	if err != nil || len(ds) != 2 || len(recs) != 2 {
+		t.Fatalf("claim: %d, %v", len(ds), err)
+	}
+	if d := ds[0]; d.ID != ids[0] || d.Attempt != 1 || d.Event.ID != "e1" || d.Event.Data["alert_id"] != "A-e1" || d.Rule != "r" {
+		t.Errorf("claimed %+v (event %+v)", d, d.Event)
+	}
+	// A retry with a partial result, and the other delivered.
+	retry := now.Add(time.Hour)
+	if err := s.Record(ctx, []bridge.Outcome{
+		{ID: ids[0], Status: bridge.StatusPending, Result: "OPS-1", Error: "503: busy", NextAt: retry, At: now},
+		{ID: ids[1], Status: bridge.StatusDelivered, Result: "OPS-2", At: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ids, _, nextAt, err := s.Due(ctx, "jira", now, 10, nil)
+	if err != nil || len(ids) != 0 || !nextAt.Equal(retry) {
+		t.Errorf("due after the retry was recorded: %v, next %v (want %v), %v", ids, nextAt, retry, err)
+	}
+	ids, _, _, _ = s.Due(ctx, "jira", retry, 10, nil)
+	ds, _, err = s.Claim(ctx, ids, retry)
+	if err != nil || len(ds) != 1 || ds[0].Attempt != 2 {
+		t.Fatalf("claim of the retry: %v, %v", ds, err)
+	}
+	if err := s.Record(ctx, []bridge.Outcome{{ID: ds[0].ID, Status: bridge.StatusDelivered, At: retry}}); err != nil {
+		t.Fatal(err)
+	}
+	d := deliveries(t, s, bridge.DeliveryFilter{EventID: "e1"})[0]
+	if d.Status != bridge.StatusDelivered || d.Attempts != 2 || d.Result != "OPS-1" || d.LastError != "" || !d.Updated.Equal(retry) {
+		t.Errorf("after two attempts: %+v", d)
+	}
+
+	// An outcome for a delivery recorded already (by another replica) is
+	// not applied.
+	if err := s.Record(ctx, []bridge.Outcome{{ID: ds[0].ID, Status: bridge.StatusFailed, Error: "late"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := deliveries(t, s, bridge.DeliveryFilter{EventID: "e1"})[0]; d.Status != bridge.StatusDelivered {
+		t.Errorf("a late outcome was applied: %+v", d)
+	}
+
+	// Replay: only failed ones, due now, with a fresh window.
+	ingest(t, s, "e3", 2*time.Second, []bridge.Planned{{Rule: "r", Sink: "jira", Err: errors.New("bad template")}})
+	later := base.Add(2 * time.Hour)
+	replayed, err := s.Replay(ctx, nil, later)
+	if err != nil || len(replayed) != 1 {
+		t.Fatalf("replay: %v, %v", replayed, err)
+	}
+	d = deliveries(t, s, bridge.DeliveryFilter{EventID: "e3"})[0]
+	if d.Status != bridge.StatusPending || !d.NextAt.Equal(later) || !d.WindowStart.Equal(later) || d.LastError != "bad template" {
+		t.Errorf("replayed: %+v", d)
+	}
+	if again, err := s.Replay(ctx, replayed, later); err != nil || len(again) != 0 {
+		t.Errorf("replaying a pending delivery: %v, %v", again, err)
+	}
+
+	// A sink name too long for a notification is stored all the same.
+	ingest(t, s, "e4", 3*time.Second, plan(strings.Repeat("s", 8100)))
+}
+
+// TestClaimExclusive has two stores work one queue at once: no delivery is
+// claimed twice, and every one is delivered.
+func TestClaimExclusive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.TestDatabase(t)
+	stores := []*postgres.Store{open(t, url, postgres.Config{}), open(t, url, postgres.Config{})}
+	const n = 300
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for i := w; i < n; i += 6 {
+				ingest(t, stores[0], fmt.Sprint(i), 0, plan("siem"))
+			}
+		})
+	}
+	wg.Wait()
+
+	now := base.Add(time.Minute)
+	var mu sync.Mutex
+	claimed := map[int64]int{}
+	for w := range 6 {
+		s := stores[w%2]
+		wg.Go(func() {
+			for {
+				ids, _, _, err := s.Due(ctx, "siem", now, 20, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(ids) == 0 {
+					return
+				}
+				ds, _, err := s.Claim(ctx, ids, now)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				outs := make([]bridge.Outcome, len(ds))
+				mu.Lock()
+				for i, d := range ds {
+					claimed[d.ID]++
+					outs[i] = bridge.Outcome{ID: d.ID, Status: bridge.StatusDelivered, At: now}
+				}
+				mu.Unlock()
+				if err := s.Record(ctx, outs); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != n {
+		t.Errorf("%d deliveries claimed, want %d", len(claimed), n)
+	}
+	for id, k := range claimed {
+		if k != 1 {
+			t.Errorf("delivery %d claimed %d times", id, k)
+		}
+	}
+	if ds := deliveries(t, stores[1], bridge.DeliveryFilter{Status: bridge.StatusDelivered}); len(ds) != n {
+		t.Errorf("%d delivered, want %d", len(ds), n)
+	}
+	for _, d := range deliveries(t, stores[1], bridge.DeliveryFilter{}) {
+		if d.Attempts != 1 {
+			t.Errorf("delivery %d: %d attempts", d.ID, d.Attempts)
+		}
+	}
+}
+
+// TestLeaseTakeover: a replica that stops renewing loses its deliveries to
+// another once the lease has run out, and its late outcome is not applied.
+func TestLeaseTakeover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.TestDatabase(t)
+	lease := time.Minute
+	var taken atomic.Int32
+	a := open(t, url, postgres.Config{Lease: lease, Replica: "a"})
+	b := open(t, url, postgres.Config{Lease: lease, Replica: "b", OnTakeover: func(sink string) {
+		if sink == "jira" {
+			taken.Add(1)
+		}
+	}})
+	ingest(t, a, "e1", 0, plan("jira"))
+	t0 := base.Add(time.Second)
+	ids, _, _, err := a.Due(ctx, "jira", t0, 10, nil)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("due: %v, %v", ids, err)
+	}
+	id := ids[0]
+	if ds, _, err := a.Claim(ctx, ids, t0); err != nil || len(ds) != 1 {
+		t.Fatalf("a's claim: %v, %v", ds, err)
+	}
+
+	// While a's lease lives, b sees nothing due and claims nothing.
+	mid := t0.Add(lease / 2)
+	ids, _, nextAt, err := b.Due(ctx, "jira", mid, 10, nil)
+	if err != nil || len(ids) != 0 || !nextAt.Equal(t0.Add(lease)) {
+		t.Errorf("b's due while a holds the lease: %v, next %v (want %v), %v", ids, nextAt, t0.Add(lease), err)
+	}
+	if ds, _, err := b.Claim(ctx, []int64{id}, mid); err != nil || len(ds) != 0 {
+		t.Errorf("b claimed a's live lease: %v, %v", ds, err)
+	}
+	// a renews at mid: the lease now ends at mid+lease.
+	if lost, err := a.Renew(ctx, []int64{id}, mid); err != nil || len(lost) != 0 {
+		t.Errorf("a's renew: lost %v, %v", lost, err)
+	}
+	if ds, _, _ := b.Claim(ctx, []int64{id}, t0.Add(lease+time.Millisecond)); len(ds) != 0 {
+		t.Errorf("b claimed a renewed lease")
+	}
+
+	// a goes quiet; once the renewed lease has run out, b takes over.
+	after := mid.Add(lease + time.Millisecond)
+	ids, _, _, _ = b.Due(ctx, "jira", after, 10, nil)
+	ds, _, err := b.Claim(ctx, ids, after)
+	if err != nil || len(ds) != 1 || ds[0].ID != id || ds[0].Attempt != 1 {
+		t.Fatalf("b's takeover: %v, %v", ds, err)
+	}
+	if taken.Load() != 1 {
+		t.Errorf("OnTakeover called %d times, want 1", taken.Load())
+	}
+	if lost, err := a.Renew(ctx, []int64{id}, after); err != nil || !slices.Equal(lost, []int64{id}) {
+		t.Errorf("a's renew after the takeover: lost %v, %v", lost, err)
+	}
+	// a's late outcome is not applied; b's is.
+	if err := a.Record(ctx, []bridge.Outcome{{ID: id, Status: bridge.StatusFailed, Error: "a's timeout", At: after}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := deliveries(t, a, bridge.DeliveryFilter{})[0]; d.Status != bridge.StatusPending || d.Attempts != 0 {
+		t.Errorf("a's stale outcome was applied: %+v", d)
+	}
+	if err := b.Record(ctx, []bridge.Outcome{{ID: id, Status: bridge.StatusDelivered, Result: "OPS-7", At: after}}); err != nil {
+		t.Fatal(err)
+	}
+	// Once recorded by b, a's outcome still changes nothing.
+	if err := a.Record(ctx, []bridge.Outcome{{ID: id, Status: bridge.StatusFailed, Error: "a's timeout", At: after}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := deliveries(t, a, bridge.DeliveryFilter{})[0]; d.Status != bridge.StatusDelivered || d.Attempts != 1 || d.Result != "OPS-7" {
+		t.Errorf("after b's outcome: %+v", d)
+	}
+}
+
+// waitListening waits until n stores' listeners are LISTENing on url's
+// database.
+func waitListening(t *testing.T, url string, n int) {
+	t.Helper()
+	c := sqlConn(t, url)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var k int
+		if err := c.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE '%LISTEN bridge_due'`).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		if k >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d listeners after 10s", k, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// woken collects the sinks a store's commit callback is told of.
+type woken struct {
+	ch chan map[string]bool
+}
+
+func listenOn(s *postgres.Store) *woken {
+	w := &woken{ch: make(chan map[string]bool, 100)}
+	s.SetOnCommit(func(sinks map[string]bool) { w.ch <- sinks })
+	return w
+}
+
+// expect waits up to within for every sink in want to be told of.
+func (w *woken) expect(t *testing.T, within time.Duration, want ...string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, sk := range want {
+		left[sk] = true
+	}
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	for len(left) > 0 {
+		select {
+		case m := <-w.ch:
+			for sk := range m {
+				delete(left, sk)
+			}
+		case <-timer.C:
+			t.Fatalf("not woken for %v within %v", left, within)
+		}
+	}
+}
+
+// quiet checks that nothing more is told within d.
+func (w *woken) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case m := <-w.ch:
+		t.Errorf("woken again for %v", m)
+	case <-time.After(d):
+	}
+}
+
+// TestNotifyAcrossStores: a store learns within a second of deliveries
+// another made due, by ingest or by replay (from a process that listens to
+// nothing, as `bridge replay`), and of its own commits once.
+func TestNotifyAcrossStores(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.TestDatabase(t)
+	a, b := open(t, url, postgres.Config{}), open(t, url, postgres.Config{})
+	cli := open(t, url, postgres.Config{})
+	wa, wb := listenOn(a), listenOn(b)
+	waitListening(t, url, 2)
+
+	ingest(t, a, "e1", 0, plan("jira", "slack"))
+	wb.expect(t, time.Second, "jira", "slack")
+	wa.expect(t, time.Second, "jira", "slack")
+	wa.quiet(t, 300*time.Millisecond) // its own notification is not a second wake
+
+	// A failed delivery wakes nobody; its replay wakes every listener.
+	ingest(t, a, "e2", 0, []bridge.Planned{{Rule: "r", Sink: "splunk", Err: errors.New("bad")}})
+	wb.quiet(t, 200*time.Millisecond)
+	if ids, err := cli.Replay(ctx, nil, base.Add(time.Hour)); err != nil || len(ids) != 1 {
+		t.Fatalf("replay: %v, %v", ids, err)
+	}
+	wb.expect(t, time.Second, "splunk")
+	wa.expect(t, time.Second, "splunk")
+
+	// A duplicate wakes nobody.
+	ev, raw := event("e1", 0)
+	if dup, err := a.Ingest(ctx, ev, raw, plan("jira")); err != nil || !dup {
+		t.Fatalf("duplicate: %v, %v", dup, err)
+	}
+	wb.quiet(t, 200*time.Millisecond)
+}
+
+// TestSinkLocksAcrossStores: a key held by one store blocks the other until
+// released; the wait ends with its context.
+func TestSinkLocksAcrossStores(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.TestDatabase(t)
+	a, b := open(t, url, postgres.Config{}), open(t, url, postgres.Config{})
+	la, lb := a.SinkLocks("jira"), b.SinkLocks("jira")
+	if a.SinkLocks("jira") != la {
+		t.Error("SinkLocks returned another Locker for the same sink")
+	}
+	unlockA, err := la.Lock(ctx, "OPS:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("the wait ends at the deadline", func(t *testing.T) {
+		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := lb.Lock(wctx, "OPS:1"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("lock held elsewhere: %v, want the deadline", err)
+		}
+		if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+			t.Errorf("gave up after %v", d)
+		}
+	})
+	t.Run("the wait ends when cancelled", func(t *testing.T) {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := lb.Lock(wctx, "OPS:1")
+			done <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled wait: %v", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("cancelled wait did not end")
+		}
+	})
+	t.Run("other keys and sinks are free", func(t *testing.T) {
+		for _, l := range []struct {
+			l   bridge.Locker
+			key string
+		}{{lb, "OPS:2"}, {b.SinkLocks("slack"), "OPS:1"}} {
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			u, err := l.l.Lock(wctx, l.key)
+			cancel()
+			if err != nil {
+				t.Errorf("lock %s: %v", l.key, err)
+				continue
+			}
+			u()
+		}
+	})
+
+	got := make(chan func(), 1)
+	go func() {
+		u, err := lb.Lock(ctx, "OPS:1")
+		if err != nil {
+			t.Error(err)
+			u = func() {}
+		}
+		got <- u
+	}()
+	select {
+	case <-got:
+		t.Fatal("b took the lock while a held it")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlockA()
+	unlockA() // a second call does nothing
+	select {
+	case u := <-got:
+		u()
+	case <-time.After(3 * time.Second):
+		t.Fatal("b did not get the lock after a released it")
+	}
+	// Nothing is left held or waiting, on the server either.
+	c := sqlConn(t, url)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND d.datname = current_database()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d advisory locks left", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// In one process, waiters queue locally and take no connection.
+	u, _ := la.Lock(ctx, "OPS:3")
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			u, err := la.Lock(ctx, "OPS:3")
+			if err == nil {
+				u()
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	var waiting int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+		WHERE l.locktype = 'advisory' AND d.datname = current_database() AND NOT l.granted`).Scan(&waiting); err != nil {
+		t.Fatal(err)
+	}
+	if waiting != 0 {
+		t.Errorf("%d waits on the server for a key held in this process", waiting)
+	}
+	u()
+	wg.Wait()
+}
+
+func TestStateAcrossStores(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.TestDatabase(t)
+	a, b := open(t, url, postgres.Config{}).SinkState("jira"), open(t, url, postgres.Config{})
+	if err := a.Put(ctx, "key:1", "OPS-1"); err != nil {
+		t.Fatal(err)
+	}
+	get := func(st bridge.State, want string, wantOK bool) {
+		t.Helper()
+		v, ok, err := st.Get(ctx, "key:1")
+		if err != nil || v != want || ok != wantOK {
+			t.Errorf("get: %q %v %v, want %q %v", v, ok, err, want, wantOK)
+		}
+	}
+	get(b.SinkState("jira"), "OPS-1", true)
+	get(b.SinkState("slack"), "", false)
+	if err := b.SinkState("jira").Put(ctx, "key:1", "OPS-2"); err != nil {
+		t.Fatal(err)
+	}
+	get(a, "OPS-2", true)
+	if err := b.SinkState("jira").Delete(ctx, "key:1"); err != nil {
+		t.Fatal(err)
+	}
+	get(a, "", false)
+}
+
+// TestPrune deletes finished old events over several batches and keeps
+// those with a pending delivery.
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, pgtest.TestDatabase(t), postgres.Config{})
+	const old = 2500 // more than two batches
+	failed := []bridge.Planned{{Rule: "r", Sink: "jira", Err: errors.New("bad")}}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < old; i += 8 {
+				planned := failed
+				if i%10 == 0 { // one event in ten still has work
+					planned = append(slices.Clone(failed), bridge.Planned{Rule: "r", Index: 1, Sink: "slack", Action: json.RawMessage(`{}`)})
+				}
+				ingest(t, s, fmt.Sprint("old-", i), time.Duration(i)*time.Millisecond, planned)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range 5 {
+		ingest(t, s, fmt.Sprint("new-", i), 48*time.Hour, failed)
+	}
+	n, err := s.Prune(ctx, base.Add(24*time.Hour))
+	if err != nil || n != old-old/10 {
+		t.Fatalf("prune: %d, %v; want %d", n, err, old-old/10)
+	}
+	evs, _ := s.Events(ctx, bridge.EventFilter{})
+	if len(evs) != old/10+5 {
+		t.Errorf("%d events left, want %d", len(evs), old/10+5)
+	}
+	if ds := deliveries(t, s, bridge.DeliveryFilter{Status: bridge.StatusPending}); len(ds) != old/10 {
+		t.Errorf("%d pending deliveries left, want %d", len(ds), old/10)
+	}
+	// As in the SQLite store, the finished deliveries of a kept event go.
+	if ds := deliveries(t, s, bridge.DeliveryFilter{Status: bridge.StatusFailed}); len(ds) != 5 {
+		t.Errorf("%d failed deliveries left, want the 5 new ones", len(ds))
+	}
+	if n, err := s.Prune(ctx, base.Add(24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("second prune: %d, %v", n, err)
+	}
+}
+
+func TestImport(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, pgtest.TestDatabase(t), postgres.Config{})
+	e1, raw1 := event("e1", 0)
+	e2, raw2 := event("e2", time.Second)
+	at := func(d time.Duration) time.Time { return base.Add(d) }
+	evs := []postgres.ImportedEvent{
+		{Event: e1, Raw: raw1, Deliveries: []postgres.ImportedDelivery{
+			{Rule: "r", Index: 0, Sink: "jira", Action: json.RawMessage(`{"summary":"x"}`), Status: bridge.StatusDelivered, Attempts: 2,
+				Result: "OPS-1", Created: at(0), WindowStart: at(0), NextAt: at(time.Minute), Updated: at(time.Minute)},
+			{Rule: "r", Index: 1, Sink: "slack", Status: bridge.StatusPending, Attempts: 1, LastError: "ratelimited",
+				Created: at(0), WindowStart: at(0), NextAt: at(time.Hour), Updated: at(time.Minute)},
+		}},
+		{Event: e2, Raw: raw2, Deliveries: []postgres.ImportedDelivery{
+			{Rule: "q", Index: 0, Sink: "splunk", Status: bridge.StatusFailed, Attempts: 9, LastError: "403: forbidden",
+				Created: at(time.Second), WindowStart: at(time.Second), NextAt: at(time.Second), Updated: at(2 * time.Second)},
+		}},
+	}
+	w := listenOn(s)
+	c, err := s.Import(ctx, evs)
+	if err != nil || c != (postgres.ImportCounts{Events: 2, Deliveries: 3}) {
+		t.Fatalf("import: %+v, %v", c, err)
+	}
+	w.expect(t, time.Second, "slack")
+	if c, err := s.Import(ctx, evs); err != nil || c != (postgres.ImportCounts{}) {
+		t.Errorf("second import: %+v, %v", c, err)
+	}
+	ds := deliveries(t, s, bridge.DeliveryFilter{})
+	if len(ds) != 3 {
+		t.Fatalf("%d deliveries", len(ds))
+	}
+	slices.Reverse(ds)
+	if d := ds[0]; d.Status != bridge.StatusDelivered || d.Attempts != 2 || d.Result != "OPS-1" || !d.NextAt.Equal(at(time.Minute)) ||
+		string(d.Action) != `{"summary":"x"}` {
+		t.Errorf("delivered one: %+v", d)
+	}
+	if d := ds[2]; d.Status != bridge.StatusFailed || d.LastError != "403: forbidden" || !d.Updated.Equal(at(2*time.Second)) || d.EventID != "e2" {
+		t.Errorf("failed one: %+v", d)
+	}
+	// The pending one is due when it was, and claimable.
+	ids, _, _, _ := s.Due(ctx, "slack", at(time.Hour), 10, nil)
+	if claimed, _, err := s.Claim(ctx, ids, at(time.Hour)); err != nil || len(claimed) != 1 || claimed[0].Attempt != 2 {
+		t.Errorf("claim of the imported pending delivery: %v, %v", claimed, err)
+	}
+	if dup, err := s.Ingest(ctx, e1, raw1, plan("jira")); err != nil || !dup {
+		t.Errorf("ingest of an imported event: duplicate %v, %v", dup, err)
+	}
+
+	// State: a key written here already is kept.
+	if err := s.SinkState("jira").Put(ctx, "k2", "newer"); err != nil {
+		t.Fatal(err)
+	}
+	rows := []postgres.StateRow{{Sink: "jira", Key: "k1", Value: "OPS-1", Updated: at(0)}, {Sink: "jira", Key: "k2", Value: "older", Updated: at(0)}}
+	if n, err := s.ImportState(ctx, rows); err != nil || n != 1 {
+		t.Errorf("import state: %d, %v", n, err)
+	}
+	if n, err := s.ImportState(ctx, rows); err != nil || n != 0 {
+		t.Errorf("second import state: %d, %v", n, err)
+	}
+	for k, want := range map[string]string{"k1": "OPS-1", "k2": "newer"} {
+		if v, _, _ := s.SinkState("jira").Get(ctx, k); v != want {
+			t.Errorf("state %s = %q, want %q", k, v, want)
+		}
+	}
+}
+
+// TestPasswordNeverInErrors opens bad URLs carrying a password.
+func TestPasswordNeverInErrors(t *testing.T) {
+	t.Parallel()
+	const secret = "Sup3r-S3cret"
+	odd := "p@ss:w/rd%" + secret
+	cases := []struct{ name, url, prefix string }{
+		{"closed port", "postgres://bridge:" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "postgres store: connect to 127.0.0.1:1/db: "},
+		{"escaped password", "postgres://bridge:" + url.QueryEscape(odd) + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "postgres store: connect to 127.0.0.1:1/db: "},
+		{"bad port", "postgres://bridge:" + secret + "@127.0.0.1:port/db", "postgres store: invalid URL: "},
+		{"broken host", "postgres://bridge:" + secret + "@[::1/db", "postgres store: invalid URL: "},
+		{"bad sslmode", "postgres://bridge:" + secret + "@127.0.0.1:5432/db?sslmode=sometimes", "postgres store: invalid URL: "},
+		{"bad pool setting", "postgres://bridge:" + secret + "@127.0.0.1:5432/db?pool_max_conns=many", "postgres store: invalid URL: "},
+		{"keyword form", "host=127.0.0.1 port=1 dbname=db user=bridge password=" + secret + " connect_timeout=2", "postgres store: connect to 127.0.0.1:1/db: "},
+		{"password parameter", "postgres://bridge@127.0.0.1:1/db?password=" + secret + "&connect_timeout=2", "postgres store: connect to 127.0.0.1:1/db: "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := postgres.Open(context.Background(), postgres.Config{URL: c.url})
+			merr := postgres.Migrate(context.Background(), c.url)
+			for _, err := range []error{err, merr} {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if msg := err.Error(); strings.Contains(msg, secret) || strings.Contains(msg, "S3cret") {
+					t.Errorf("the password is in %q", msg)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), c.prefix) {
+				t.Errorf("Open: %q, want it to start %q", err, c.prefix)
+			}
+		})
+	}
+}
+
+// closedPort returns a local port nothing listens on.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestUnreachable: with the database gone, every call fails promptly; when
+// it is back, the same store works again.
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := pgtest.TestDatabase(t)
+
+	t.Run("open", func(t *testing.T) {
+		start := time.Now()
+		_, err := postgres.Open(ctx, postgres.Config{URL: pgtest.WithHost(t, dbURL, closedPort(t))})
+		if err == nil || !strings.HasPrefix(err.Error(), "postgres store: connect to 127.0.0.1:") {
+			t.Errorf("open: %v", err)
+		}
+		if d := time.Since(start); d > 6*time.Second {
+			t.Errorf("open took %v", d)
+		}
+	})
+
+	u, _ := url.Parse(dbURL)
+	proxy := pgtest.NewProxy(t, u.Host)
+	timeout := time.Second
+	s := open(t, pgtest.WithHost(t, dbURL, proxy.Addr()), postgres.Config{Timeout: timeout})
+	direct := open(t, dbURL, postgres.Config{})
+	w := listenOn(s)
+	waitListening(t, dbURL, 1)
+	ingest(t, s, "before", 0, plan("jira"))
+	w.expect(t, time.Second, "jira")
+	ids, _, _, _ := s.Due(ctx, "jira", base.Add(time.Minute), 10, nil)
+
+	// calls are every method of the store, each reporting its error.
+	n := 0
+	calls := map[string]func() error{
+		"ingest": func() error {
+			n++
+			ev, raw := event(fmt.Sprint("during-", n), 0)
+			_, err := s.Ingest(ctx, ev, raw, plan("jira"))
+			return err
+		},
+		"events":     func() error { _, err := s.Events(ctx, bridge.EventFilter{}); return err },
+		"deliveries": func() error { _, err := s.Deliveries(ctx, bridge.DeliveryFilter{}); return err },
+		"pending":    func() error { _, err := s.PendingCounts(ctx); return err },
+		"due":        func() error { _, _, _, err := s.Due(ctx, "jira", base, 10, nil); return err },
+		"claim":      func() error { _, _, err := s.Claim(ctx, ids, base.Add(time.Minute)); return err },
+		"renew":      func() error { _, err := s.Renew(ctx, ids, base.Add(time.Minute)); return err },
+		"record":     func() error { return s.Record(ctx, []bridge.Outcome{{ID: -1, Status: bridge.StatusDelivered}}) },
+		"replay":     func() error { _, err := s.Replay(ctx, []int64{-1}, base); return err },
+		"prune":      func() error { _, err := s.Prune(ctx, base.Add(-time.Hour)); return err },
+		"state get":  func() error { _, _, err := s.SinkState("jira").Get(ctx, "k"); return err },
+		"state put":  func() error { return s.SinkState("jira").Put(ctx, "k", "v") },
+		"state del":  func() error { return s.SinkState("jira").Delete(ctx, "k") },
+		"ping":       func() error { return s.Ping(ctx) },
+		"lock": func() error {
+			lctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			u, err := s.SinkLocks("jira").Lock(lctx, "k")
+			if err == nil {
+				u()
+			}
+			return err
+		},
+	}
+	down := func(t *testing.T) {
+		var wg sync.WaitGroup
+		for name, call := range calls {
+			wg.Go(func() {
+				start := time.Now()
+				err := call()
+				if err == nil {
+					t.Errorf("%s: no error", name)
+				}
+				if d := time.Since(start); d > timeout+2*time.Second {
+					t.Errorf("%s took %v", name, d)
+				}
+				t.Logf("%s: %v", name, err)
+			})
+		}
+		wg.Wait()
+		if _, err := s.LastWriteError(); err == nil {
+			t.Error("LastWriteError is nil")
+		}
+	}
+	up := func(t *testing.T) {
+		proxy.Restore()
+		deadline := time.Now().Add(15 * time.Second)
+		for s.Ping(ctx) != nil {
+			if time.Now().After(deadline) {
+				t.Fatal("the store did not come back")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for name, call := range calls {
+			if err := call(); err != nil {
+				t.Errorf("%s after the database came back: %v", name, err)
+			}
+		}
+		if _, err := s.LastWriteError(); err != nil {
+			t.Errorf("LastWriteError after the database came back: %v", err)
+		}
+	}
+
+	t.Run("connection cut", func(t *testing.T) {
+		proxy.Cut()
+		down(t)
+		up(t)
+	})
+	t.Run("network silent", func(t *testing.T) {
+		proxy.Hang()
+		down(t)
+		proxy.Cut() // the hung connections go, as a TCP timeout would end them
+		up(t)
+	})
+	// The listener reconnected: another store's ingest wakes s again.
+	for len(w.ch) > 0 {
+		<-w.ch
+	}
+	waitListening(t, dbURL, 1)
+	ingest(t, direct, "after", 0, plan("slack"))
+	w.expect(t, time.Second, "slack")
+}
+
+func BenchmarkIngest(b *testing.B) {
+	s := open(b, pgtest.TestDatabase(b), postgres.Config{})
+	planned := plan("jira", "slack")
+	_, raw := event("x", 0)
+	var n atomic.Int64
+	b.SetParallelism(8) // webhooks arrive concurrently; each waits for a commit
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ev, _ := event(fmt.Sprint(n.Add(1)), 0)
+			if _, err := s.Ingest(context.Background(), ev, raw, planned); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
