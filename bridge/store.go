@@ -28,8 +28,14 @@ type Store interface {
 	Events(ctx context.Context, f EventFilter) ([]StoredEvent, error)
 	// Deliveries lists deliveries, newest first.
 	Deliveries(ctx context.Context, f DeliveryFilter) ([]*DeliveryRecord, error)
+	// Event returns the event source stored with id, and its raw body;
+	// ErrNotFound when there is none.
+	Event(ctx context.Context, source, id string) (*StoredEvent, []byte, error)
 	// PendingCounts counts the pending deliveries of each sink.
 	PendingCounts(ctx context.Context) (map[string]int, error)
+	// SinkStats counts each sink's deliveries by status, with its latest
+	// error.
+	SinkStats(ctx context.Context) (map[string]SinkStats, error)
 
 	// Due reads, without claiming them, up to limit ids of sink's pending
 	// deliveries due at now that no process holds, oldest due first,
@@ -95,8 +101,12 @@ type StoredEvent struct {
 
 // EventFilter selects events to list.
 type EventFilter struct {
-	Source string
-	Limit  int
+	Source   string
+	Type     string
+	Severity string
+	Text     string // in the title or the subject, case-insensitive
+	Before   int64  // only events stored before this one (its Seq): the next page's cursor; 0: from the newest
+	Limit    int
 }
 
 // DeliveryRecord is a delivery as stored.
@@ -121,9 +131,22 @@ type DeliveryRecord struct {
 type DeliveryFilter struct {
 	Status  string
 	EventID string
+	Source  string // with EventID: the event's source
 	Sink    string
+	Rule    string
+	Before  int64 // only deliveries with a smaller ID: the next page's cursor; 0: from the newest
 	Limit   int
 }
+
+// SinkStats are one sink's deliveries by status, and its latest error.
+type SinkStats struct {
+	Pending, Delivered, Failed int
+	LastError                  string    // of the delivery that failed or was retried most recently
+	LastErrorAt                time.Time // when
+}
+
+// ErrNotFound is returned for an event or delivery the store does not have.
+var ErrNotFound = errors.New("store: not found")
 
 // Outcome is the result of one attempt at a delivery, to record.
 type Outcome struct {

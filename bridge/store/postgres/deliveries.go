@@ -57,8 +57,18 @@ func (s *Store) Deliveries(ctx context.Context, f bridge.DeliveryFilter) ([]*bri
 	if f.EventID != "" {
 		add("e.id = $%d", f.EventID)
 	}
+	if f.Source != "" {
+		add("e.source = $%d", f.Source)
+	}
 	if f.Sink != "" {
 		add("d.sink = $%d", f.Sink)
+	}
+	if f.Rule != "" {
+		add("d.rule = $%d", f.Rule)
+	}
+	if f.Before > 0 {
+		args = append(args, f.Before)
+		where = append(where, fmt.Sprintf("d.id < $%d", len(args)))
 	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,12 +109,31 @@ func (s *Store) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.Stor
 	}
 	defer cancel()
 	q := `SELECT ` + eventCols + ` FROM events e`
+	var where []string
 	var args []any
-	if f.Source != "" {
-		q += ` WHERE source = $1`
-		args = append(args, f.Source)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
 	}
-	q += ` ORDER BY seq DESC`
+	if f.Source != "" {
+		add("e.source = $?", f.Source)
+	}
+	if f.Type != "" {
+		add("e.type = $?", f.Type)
+	}
+	if f.Severity != "" {
+		add("e.severity = $?", f.Severity)
+	}
+	if f.Text != "" {
+		add(`(e.title ILIKE $? OR e.subject ILIKE $?)`, "%"+likeEscaper.Replace(f.Text)+"%")
+	}
+	if f.Before > 0 {
+		add("e.seq < $?", f.Before)
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY e.seq DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}

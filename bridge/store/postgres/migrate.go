@@ -57,6 +57,7 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (sink, next_at, id) WHERE status = 'pending';
 CREATE INDEX deliveries_leased ON deliveries (sink, lease_until) WHERE status = 'pending' AND lease_until IS NOT NULL;
 CREATE INDEX deliveries_status ON deliveries (status, id);
+CREATE INDEX deliveries_errors ON deliveries (sink, updated) WHERE last_error <> '';
 CREATE TABLE state (
 	sink    TEXT NOT NULL,
 	key     TEXT NOT NULL,

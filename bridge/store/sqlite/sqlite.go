@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS events (
 	UNIQUE (source, id)
 );
 CREATE INDEX IF NOT EXISTS events_received ON events (received);
+CREATE INDEX IF NOT EXISTS events_source ON events (source, seq);
 CREATE TABLE IF NOT EXISTS deliveries (
 	id           INTEGER PRIMARY KEY,
 	event_seq    INTEGER NOT NULL,
@@ -113,6 +114,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, next_at, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_seq);
 CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (status, id);
+CREATE INDEX IF NOT EXISTS deliveries_errors ON deliveries (sink, updated) WHERE last_error != '';
 CREATE TABLE IF NOT EXISTS state (
 	sink    TEXT NOT NULL,
 	key     TEXT NOT NULL,
@@ -543,10 +545,30 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 // Events lists stored events, newest first.
 func (s *Store) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.StoredEvent, error) {
 	q := `SELECT seq, source, id, vendor, type, time, received, severity, title, subject, raw FROM events`
+	var where []string
 	var args []any
+	add := func(cond string, vs ...any) {
+		where = append(where, cond)
+		args = append(args, vs...)
+	}
 	if f.Source != "" {
-		q += ` WHERE source = ?`
-		args = append(args, f.Source)
+		add("source = ?", f.Source)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.Severity != "" {
+		add("severity = ?", f.Severity)
+	}
+	if f.Text != "" {
+		like := "%" + likeEscaper.Replace(f.Text) + "%"
+		add(`(title LIKE ? ESCAPE '\' OR subject LIKE ? ESCAPE '\')`, like, like)
+	}
+	if f.Before > 0 {
+		add("seq < ?", f.Before)
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY seq DESC`
 	if f.Limit > 0 {
@@ -615,9 +637,21 @@ func (s *Store) Deliveries(ctx context.Context, f bridge.DeliveryFilter) ([]*bri
 		where = append(where, "e.id = ?")
 		args = append(args, f.EventID)
 	}
+	if f.Source != "" {
+		where = append(where, "e.source = ?")
+		args = append(args, f.Source)
+	}
 	if f.Sink != "" {
 		where = append(where, "d.sink = ?")
 		args = append(args, f.Sink)
+	}
+	if f.Rule != "" {
+		where = append(where, "d.rule = ?")
+		args = append(args, f.Rule)
+	}
+	if f.Before > 0 {
+		where = append(where, "d.id < ?")
+		args = append(args, f.Before)
 	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

@@ -1,0 +1,81 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"bridge/bridge"
+)
+
+// likeEscaper escapes LIKE's wildcards (with ESCAPE '\').
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// Event returns one stored event and its raw body.
+func (s *Store) Event(ctx context.Context, source, id string) (*bridge.StoredEvent, []byte, error) {
+	row := s.rdb.QueryRowContext(ctx, `SELECT seq, source, id, vendor, type, time, received, severity, title, subject, raw
+		FROM events WHERE source = ? AND id = ?`, source, id)
+	var se bridge.StoredEvent
+	ev, err := scanEvent(row, &se.Seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: read event: %w", err)
+	}
+	se.Event = ev
+	var raw []byte
+	if err := s.rdb.QueryRowContext(ctx, `SELECT raw FROM events WHERE seq = ?`, se.Seq).Scan(&raw); err != nil {
+		return nil, nil, fmt.Errorf("store: read event: %w", err)
+	}
+	return &se, raw, nil
+}
+
+// SinkStats counts each sink's deliveries by status, with its latest error.
+func (s *Store) SinkStats(ctx context.Context) (map[string]bridge.SinkStats, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT sink, status, COUNT(*) FROM deliveries GROUP BY sink, status`)
+	if err != nil {
+		return nil, fmt.Errorf("store: sink stats: %w", err)
+	}
+	out := map[string]bridge.SinkStats{}
+	for rows.Next() {
+		var sink, status string
+		var n int
+		if err := rows.Scan(&sink, &status, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: sink stats: %w", err)
+		}
+		st := out[sink]
+		switch status {
+		case bridge.StatusPending:
+			st.Pending = n
+		case bridge.StatusDelivered:
+			st.Delivered = n
+		case bridge.StatusFailed:
+			st.Failed = n
+		}
+		out[sink] = st
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: sink stats: %w", err)
+	}
+	for sink, st := range out {
+		var msg string
+		var at int64
+		err := s.rdb.QueryRowContext(ctx, `SELECT last_error, updated FROM deliveries INDEXED BY deliveries_errors
+			WHERE sink = ? AND last_error != '' ORDER BY updated DESC LIMIT 1`, sink).Scan(&msg, &at)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: sink stats: %w", err)
+		}
+		st.LastError, st.LastErrorAt = msg, time.Unix(0, at).UTC()
+		out[sink] = st
+	}
+	return out, nil
+}
