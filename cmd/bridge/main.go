@@ -27,6 +27,9 @@ Usage:
   bridge events -c FILE [--source S] [--limit N] [--json]
   bridge deliveries -c FILE [--status S] [--event ID] [--limit N] [--json]
   bridge replay -c FILE (DELIVERY_ID... | --failed)
+  bridge migrate -c FILE                      create or upgrade the PostgreSQL store's schema
+  bridge store import -c FILE SQLITE_PATH     copy an SQLite store into the PostgreSQL store
+                                              (stop the serve that uses SQLITE_PATH first)
   bridge antly subscribe|unsubscribe|sync -c FILE --source NAME
   bridge bench --url URL --vendor V [--secret S] [-n N] [-c C] [--rate R] [PAYLOAD.json]
   bridge jira check -c FILE [--sink NAME]
@@ -50,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"events":     cmdEvents,
 		"deliveries": cmdDeliveries,
 		"replay":     cmdReplay,
+		"migrate":    cmdMigrate,
+		"store":      cmdStore,
 		"antly":      cmdAntly,
 		"bench":      cmdBench,
 		"jira":       cmdJira,
