@@ -20,6 +20,7 @@ import (
 	"bridge/bridge"
 	"bridge/bridge/store/postgres"
 	"bridge/bridge/store/postgres/pgtest"
+	"bridge/bridge/store/storetest"
 )
 
 var _ bridge.Store = (*postgres.Store)(nil)
@@ -203,101 +204,12 @@ func TestIngestDuplicateAcrossReplicas(t *testing.T) {
 	}
 }
 
-// TestRoundTrip checks what the store gives back of what it was given: the
-// fields the SQLite store keeps, in the same shapes.
-func TestRoundTrip(t *testing.T) {
+// TestStore runs the store suite on one database: every subtest opens a
+// store of its own on it, and keeps to its own sources and sinks.
+func TestStore(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s := open(t, pgtest.TestDatabase(t), postgres.Config{Lease: time.Minute})
-	ingest(t, s, "e1", 0, plan("jira"))
-	ingest(t, s, "e2", time.Second, plan("jira", "slack"))
-
-	evs, err := s.Events(ctx, bridge.EventFilter{Limit: 1})
-	if err != nil || len(evs) != 1 {
-		t.Fatalf("events: %v, %v", evs, err)
-	}
-	want, _ := event("e2", time.Second)
-	if got := evs[0].Event; !got.Received.Equal(want.Received) || got.Time.Location() != time.UTC || got.Title != want.Title ||
-		got.Subject != want.Subject || got.Data["count"] != int64(3) {
-		t.Errorf("newest event %+v, want %+v", got, want)
-	}
-	if evs, _ := s.Events(ctx, bridge.EventFilter{Source: "other"}); len(evs) != 0 {
-		t.Errorf("events of another source: %d", len(evs))
-	}
-	if ds := deliveries(t, s, bridge.DeliveryFilter{EventID: "e2", Sink: "jira", Status: bridge.StatusPending}); len(ds) != 1 ||
-		string(ds[0].Action) != `{"text":"hi"}` || !ds[0].WindowStart.Equal(want.Received) {
-		t.Errorf("filtered deliveries: %+v", ds)
-	}
-	if n, err := s.PendingCounts(ctx); err != nil || n["jira"] != 2 || n["slack"] != 1 {
-		t.Errorf("pending counts %v, %v", n, err)
-	}
-
-	now := base.Add(time.Minute)
-	ids, oldest, _, err := s.Due(ctx, "jira", now, 10, nil)
-	if err != nil || len(ids) != 2 || !oldest.Equal(base) {
-		t.Fatalf("due: %v, oldest %v, %v", ids, oldest, err)
-	}
-	if ids2, _, _, _ := s.Due(ctx, "jira", now, 10, map[int64]bool{ids[0]: true}); !slices.Equal(ids2, ids[1:]) {
-		t.Errorf("due skipping %d: %v", ids[0], ids2)
-	}
-	ds, recs, err := s.Claim(ctx, ids, now)
-	if err != nil || len(ds) != 2 || len(recs) != 2 {
-		t.Fatalf("claim: %d, %v", len(ds), err)
-	}
-	if d := ds[0]; d.ID != ids[0] || d.Attempt != 1 || d.Event.ID != "e1" || d.Event.Data["alert_id"] != "A-e1" || d.Rule != "r" {
-		t.Errorf("claimed %+v (event %+v)", d, d.Event)
-	}
-	// A retry with a partial result, and the other delivered.
-	retry := now.Add(time.Hour)
-	if err := s.Record(ctx, []bridge.Outcome{
-		{ID: ids[0], Status: bridge.StatusPending, Result: "OPS-1", Error: "503: busy", NextAt: retry, At: now},
-		{ID: ids[1], Status: bridge.StatusDelivered, Result: "OPS-2", At: now},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ids, _, nextAt, err := s.Due(ctx, "jira", now, 10, nil)
-	if err != nil || len(ids) != 0 || !nextAt.Equal(retry) {
-		t.Errorf("due after the retry was recorded: %v, next %v (want %v), %v", ids, nextAt, retry, err)
-	}
-	ids, _, _, _ = s.Due(ctx, "jira", retry, 10, nil)
-	ds, _, err = s.Claim(ctx, ids, retry)
-	if err != nil || len(ds) != 1 || ds[0].Attempt != 2 {
-		t.Fatalf("claim of the retry: %v, %v", ds, err)
-	}
-	if err := s.Record(ctx, []bridge.Outcome{{ID: ds[0].ID, Status: bridge.StatusDelivered, At: retry}}); err != nil {
-		t.Fatal(err)
-	}
-	d := deliveries(t, s, bridge.DeliveryFilter{EventID: "e1"})[0]
-	if d.Status != bridge.StatusDelivered || d.Attempts != 2 || d.Result != "OPS-1" || d.LastError != "" || !d.Updated.Equal(retry) {
-		t.Errorf("after two attempts: %+v", d)
-	}
-
-	// An outcome for a delivery recorded already (by another replica) is
-	// not applied.
-	if err := s.Record(ctx, []bridge.Outcome{{ID: ds[0].ID, Status: bridge.StatusFailed, Error: "late"}}); err != nil {
-		t.Fatal(err)
-	}
-	if d := deliveries(t, s, bridge.DeliveryFilter{EventID: "e1"})[0]; d.Status != bridge.StatusDelivered {
-		t.Errorf("a late outcome was applied: %+v", d)
-	}
-
-	// Replay: only failed ones, due now, with a fresh window.
-	ingest(t, s, "e3", 2*time.Second, []bridge.Planned{{Rule: "r", Sink: "jira", Err: errors.New("bad template")}})
-	later := base.Add(2 * time.Hour)
-	replayed, err := s.Replay(ctx, nil, later)
-	if err != nil || len(replayed) != 1 {
-		t.Fatalf("replay: %v, %v", replayed, err)
-	}
-	d = deliveries(t, s, bridge.DeliveryFilter{EventID: "e3"})[0]
-	if d.Status != bridge.StatusPending || !d.NextAt.Equal(later) || !d.WindowStart.Equal(later) || d.LastError != "bad template" {
-		t.Errorf("replayed: %+v", d)
-	}
-	if again, err := s.Replay(ctx, replayed, later); err != nil || len(again) != 0 {
-		t.Errorf("replaying a pending delivery: %v, %v", again, err)
-	}
-
-	// A sink name too long for a notification is stored all the same.
-	ingest(t, s, "e4", 3*time.Second, plan(strings.Repeat("s", 8100)))
+	url := pgtest.TestDatabase(t)
+	storetest.Run(t, func(t *testing.T) bridge.Store { return open(t, url, postgres.Config{}) })
 }
 
 // TestClaimExclusive has two stores work one queue at once: no delivery is
@@ -541,6 +453,15 @@ func TestNotifyAcrossStores(t *testing.T) {
 		t.Fatalf("duplicate: %v, %v", dup, err)
 	}
 	wb.quiet(t, 200*time.Millisecond)
+
+	// A sink name too long for a notification is stored all the same (its
+	// deliveries are found by polling), and the other sinks are notified.
+	long := strings.Repeat("s", 8100)
+	ingest(t, a, "e3", 0, plan(long, "slack"))
+	wb.expect(t, time.Second, "slack")
+	if ds := deliveries(t, b, bridge.DeliveryFilter{Sink: long}); len(ds) != 1 || ds[0].Status != bridge.StatusPending {
+		t.Errorf("deliveries to a sink with a long name: %+v", ds)
+	}
 }
 
 // TestSinkLocksAcrossStores: a key held by one store blocks the other until

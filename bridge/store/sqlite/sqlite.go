@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,7 +63,7 @@ type Store struct {
 
 type writeOp struct {
 	fn    func(tx *sql.Tx, w *writerStmts) error
-	sinks []string // sinks that get new pending deliveries from this op
+	sinks []string // sinks that get new due deliveries from this op; fn may set it
 	done  chan error
 	// lazy ops are answered once committed, without waiting for the disk
 	// sync: losing one to a power cut only repeats work (a delivery
@@ -175,7 +176,7 @@ func Open(cfg bridge.StoreConfig) (*Store, error) {
 	}
 	if s.loadStmt, err = rdb.Prepare(`SELECT ` + deliveryCols + `, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
 		FROM deliveries d JOIN events e ON e.seq = d.event_seq
-		WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' ORDER BY d.next_at, d.id`); err != nil {
+		WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -418,8 +419,8 @@ func (s *Store) runTx(batch []*writeOp) error {
 }
 
 // write queues fn for the writer and waits for its commit to be durable.
-func (s *Store) write(ctx context.Context, sinks []string, fn func(tx *sql.Tx, w *writerStmts) error) error {
-	return s.enqueue(ctx, &writeOp{fn: fn, sinks: sinks, done: make(chan error, 1)})
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, w *writerStmts) error) error {
+	return s.enqueue(ctx, &writeOp{fn: fn, done: make(chan error, 1)})
 }
 
 // writeLazy queues fn and waits for its commit, not for the disk sync.
@@ -442,8 +443,19 @@ func (s *Store) enqueue(ctx context.Context, op *writeOp) error {
 	}
 	// Once queued, the op will be committed or refused; wait for the answer
 	// even if ctx ends, so the caller never reports a write that happened
-	// as failed.
-	return <-op.done
+	// as failed. An op queued while Close ran, after the writer took the
+	// last ones, is never run: once the writer is done, it is refused.
+	select {
+	case err := <-op.done:
+		return err
+	case <-s.done:
+		select {
+		case err := <-op.done:
+			return err
+		default:
+			return bridge.ErrStoreClosed
+		}
+	}
 }
 
 // Ingest stores a new event and its planned deliveries in one transaction.
@@ -457,8 +469,11 @@ func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planne
 			sinks = append(sinks, p.Sink)
 		}
 	}
-	err = s.write(ctx, sinks, func(tx *sql.Tx, w *writerStmts) error {
-		duplicate = false // the op runs again alone if its batch failed
+	op := &writeOp{done: make(chan error, 1)}
+	op.fn = func(tx *sql.Tx, w *writerStmts) error {
+		// The op runs again alone if its batch failed. A duplicate wakes no
+		// sink.
+		duplicate, op.sinks = false, nil
 		res, err := w.insertEvent.Exec(ev.Source, ev.ID, ev.Vendor, ev.Type, ev.Time.UnixNano(), ev.Received.UnixNano(),
 			ev.Severity, ev.Title, ev.Subject, raw)
 		if err != nil {
@@ -486,9 +501,10 @@ func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planne
 				return fmt.Errorf("store: insert delivery: %w", err)
 			}
 		}
+		op.sinks = sinks
 		return nil
-	})
-	if err != nil {
+	}
+	if err = s.enqueue(ctx, op); err != nil {
 		return false, err
 	}
 	return duplicate, nil
@@ -506,7 +522,7 @@ const probeBytes = 16 << 10
 // once by its size. Its outcome counts as the last write's
 // (LastWriteError): a Ping that succeeds clears an earlier failure.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *writerStmts) error {
 		if _, err := tx.Exec(`INSERT INTO state (sink, key, value, updated) VALUES ('', 'probe', zeroblob(?), ?)
 			ON CONFLICT (sink, key) DO UPDATE SET value = excluded.value, updated = excluded.updated`, probeBytes, time.Now().UnixNano()); err != nil {
 			return fmt.Errorf("store: probe: %w", err)
@@ -753,15 +769,15 @@ func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, 
 }
 
 // Claim reads the deliveries with these ids, each with its event, in the
-// order of due time; a delivery no longer pending is left out. One process
-// uses the database, and its pipeline keeps what it has in flight, so a
-// claim needs no lease here.
-func (s *Store) Claim(ctx context.Context, ids []int64, _ time.Time) ([]*bridge.Delivery, []*bridge.DeliveryRecord, error) {
+// order of due time; a delivery no longer pending, or not due at now, is
+// left out. One process uses the database, and its pipeline keeps what it
+// has in flight, so a claim needs no lease here.
+func (s *Store) Claim(ctx context.Context, ids []int64, now time.Time) ([]*bridge.Delivery, []*bridge.DeliveryRecord, error) {
 	list, err := json.Marshal(ids)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
 	}
-	rows, err := s.loadStmt.QueryContext(ctx, string(list))
+	rows, err := s.loadStmt.QueryContext(ctx, string(list), now.UnixNano())
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
 	}
@@ -798,12 +814,13 @@ func (s *Store) Record(ctx context.Context, outs []bridge.Outcome) error {
 }
 
 // Replay puts failed deliveries back in the queue, due now, with a fresh
-// retry window. With no ids it replays every failed delivery. It returns the
-// ids it replayed.
+// retry window, and wakes their sinks. With no ids it replays every failed
+// delivery. It returns the ids it replayed.
 func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
 	var out []int64
-	err := s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
-		out = out[:0]
+	op := &writeOp{done: make(chan error, 1)}
+	op.fn = func(tx *sql.Tx, _ *writerStmts) error {
+		out, op.sinks = out[:0], nil // the op runs again alone if its batch failed
 		q := `UPDATE deliveries SET status = 'pending', next_at = ?, window_start = ?, updated = ? WHERE status = 'failed'`
 		args := []any{now.UnixNano(), now.UnixNano(), now.UnixNano()}
 		if len(ids) > 0 {
@@ -812,21 +829,25 @@ func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) ([]int64
 				args = append(args, id)
 			}
 		}
-		rows, err := tx.Query(q+" RETURNING id", args...)
+		rows, err := tx.Query(q+" RETURNING id, sink", args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var sink string
+			if err := rows.Scan(&id, &sink); err != nil {
 				return err
 			}
 			out = append(out, id)
+			if !slices.Contains(op.sinks, sink) {
+				op.sinks = append(op.sinks, sink)
+			}
 		}
 		return rows.Err()
-	})
-	if err != nil {
+	}
+	if err := s.enqueue(ctx, op); err != nil {
 		return nil, fmt.Errorf("store: replay: %w", err)
 	}
 	return out, nil
@@ -885,7 +906,7 @@ func (st *sinkState) Get(ctx context.Context, key string) (string, bool, error) 
 }
 
 func (st *sinkState) Put(ctx context.Context, key, value string) error {
-	return st.s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+	return st.s.write(ctx, func(tx *sql.Tx, _ *writerStmts) error {
 		_, err := tx.Exec(`INSERT INTO state (sink, key, value, updated) VALUES (?, ?, ?, ?)
 			ON CONFLICT (sink, key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
 			st.sink, key, value, time.Now().UnixNano())
@@ -894,7 +915,7 @@ func (st *sinkState) Put(ctx context.Context, key, value string) error {
 }
 
 func (st *sinkState) Delete(ctx context.Context, key string) error {
-	return st.s.write(ctx, nil, func(tx *sql.Tx, _ *writerStmts) error {
+	return st.s.write(ctx, func(tx *sql.Tx, _ *writerStmts) error {
 		_, err := tx.Exec(`DELETE FROM state WHERE sink = ? AND key = ?`, st.sink, key)
 		return err
 	})
