@@ -124,7 +124,7 @@ type DeliveryRecord struct {
 	NextAt      time.Time       `json:"next_at"`
 	Updated     time.Time       `json:"updated"`
 	Action      json.RawMessage `json:"action,omitempty"`
-	WindowStart time.Time       `json:"-"` // when the retry window began (the first attempt, or the last replay)
+	WindowStart time.Time       `json:"-"` // when the retry window began: when the event was stored, or the last replay
 }
 
 // DeliveryFilter selects deliveries to list.

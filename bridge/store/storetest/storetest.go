@@ -63,11 +63,15 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"Events", []test{
 			{"newest first, by source, limit", testEventsList},
 			{"data from the raw body", testEventsData},
+			{"type, severity, text filters and the cursor", testEventsFilters},
+			{"one event with its raw body", testEvent},
 		}},
 		{"Deliveries", []test{
 			{"filters, limit, newest first", testDeliveriesFilters},
 			{"JSON", testDeliveriesJSON},
+			{"source, rule and the cursor", testDeliveriesCursor},
 		}},
+		{"SinkStats", []test{{"by status, with the latest error", testSinkStats}}},
 		{"PendingCounts", []test{{"pending only, by sink", testPendingCounts}}},
 		{"Due", []test{
 			{"oldest due first, limit, skip", testDue},
@@ -1361,4 +1365,146 @@ func testCloseRacing(t *testing.T, e *env) {
 		t.Errorf("Ingest after Close: %v, want bridge.ErrStoreClosed", err)
 	}
 	t.Logf("%d writes stored, %d refused", stored, refused)
+}
+
+// testEventsFilters: type, severity and text (in the title or subject,
+// case-insensitive, wildcards taken literally) narrow the list, and Before
+// pages through it newest first with no event twice or left out.
+func testEventsFilters(t *testing.T, e *env) {
+	for i := range 5 {
+		ev, raw := e.event(fmt.Sprintf("e%d", i), base.Add(time.Duration(i)*time.Second))
+		if i%2 == 1 {
+			ev.Type, ev.Severity = "agent.error", "low"
+		}
+		if i == 3 {
+			ev.Title = "Disk 100% full on host_7"
+		}
+		if _, err := e.s.Ingest(e.ctx, ev, raw, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(i int) string { return e.id(fmt.Sprintf("e%d", i)) }
+	check := func(what string, f bridge.EventFilter, want ...string) {
+		t.Helper()
+		f.Source = e.src
+		if got := eventIDs(e.events(f)); !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", what, got, want)
+		}
+	}
+	check("type", bridge.EventFilter{Type: "agent.error"}, id(3), id(1))
+	check("severity", bridge.EventFilter{Severity: "high"}, id(4), id(2), id(0))
+	check("type and severity", bridge.EventFilter{Type: "agent.error", Severity: "high"})
+	check("text in the title, any case", bridge.EventFilter{Text: "DISK 100% FULL"}, id(3))
+	check("text in the subject", bridge.EventFilter{Text: "a-e2"}, id(2))
+	check("a literal %", bridge.EventFilter{Text: "0%"}, id(3))
+	check("a literal _", bridge.EventFilter{Text: "host_"}, id(3))
+	check("_ is no wildcard", bridge.EventFilter{Text: "host7"})
+
+	var pages [][]string
+	var before int64
+	for range 10 {
+		evs := e.events(bridge.EventFilter{Source: e.src, Before: before, Limit: 2})
+		if len(evs) == 0 {
+			break
+		}
+		pages = append(pages, eventIDs(evs))
+		before = evs[len(evs)-1].Seq
+	}
+	want := [][]string{{id(4), id(3)}, {id(2), id(1)}, {id(0)}}
+	if fmt.Sprint(pages) != fmt.Sprint(want) {
+		t.Errorf("pages of 2 by the Before cursor: %q, want %q", pages, want)
+	}
+}
+
+// testEvent: one event by source and id, with the raw body as stored;
+// ErrNotFound for an id or a source the store does not have.
+func testEvent(t *testing.T, e *env) {
+	ev := e.ingest("e1", base)
+	got, raw, err := e.s.Event(e.ctx, e.src, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want := e.event("e1", base)
+	if string(raw) != string(want) {
+		t.Errorf("raw body %s, want %s", raw, want)
+	}
+	if got.Event.ID != ev.ID || got.Event.Source != e.src || got.Event.Title != ev.Title || got.Event.Data["name"] != "e1" || got.Seq == 0 {
+		t.Errorf("event %+v (seq %d)", got.Event, got.Seq)
+	}
+	if _, _, err := e.s.Event(e.ctx, e.src, ev.ID+"-none"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("an unknown id: %v, want ErrNotFound", err)
+	}
+	if _, _, err := e.s.Event(e.ctx, e.src+"-none", ev.ID); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("an unknown source: %v, want ErrNotFound", err)
+	}
+}
+
+// testDeliveriesCursor: source and rule narrow the list; Before pages
+// through it newest first.
+func testDeliveriesCursor(t *testing.T, e *env) {
+	sink := e.sink("out")
+	for i := range 3 {
+		planned := deliver(sink)
+		if i == 1 {
+			planned[0].Rule = "other"
+		}
+		e.ingest(fmt.Sprintf("e%d", i), base.Add(time.Duration(i)*time.Second), planned...)
+	}
+	if got := e.deliveries(bridge.DeliveryFilter{Sink: sink, Rule: "other"}); len(got) != 1 || got[0].EventID != e.id("e1") {
+		t.Errorf("rule filter: %s", show(got))
+	}
+	if got := e.deliveries(bridge.DeliveryFilter{Sink: sink, Source: e.src + "-none"}); len(got) != 0 {
+		t.Errorf("source filter of another source: %s", show(got))
+	}
+	if got := e.deliveries(bridge.DeliveryFilter{EventID: e.id("e2"), Source: e.src}); len(got) != 1 {
+		t.Errorf("event and source: %s", show(got))
+	}
+	var seen []string
+	var before int64
+	for range 10 {
+		ds := e.deliveries(bridge.DeliveryFilter{Sink: sink, Before: before, Limit: 2})
+		if len(ds) == 0 {
+			break
+		}
+		for _, d := range ds {
+			seen = append(seen, d.EventID)
+		}
+		before = ds[len(ds)-1].ID
+	}
+	if want := []string{e.id("e2"), e.id("e1"), e.id("e0")}; !slices.Equal(seen, want) {
+		t.Errorf("pages by the Before cursor: %q, want %q", seen, want)
+	}
+}
+
+// testSinkStats: each sink's deliveries by status, and the error of the
+// delivery that failed or was retried most recently; a delivered one that
+// had failed before no longer counts as an error.
+func testSinkStats(t *testing.T, e *env) {
+	a, b := e.sink("a"), e.sink("b")
+	e.ingest("e1", base, deliver(a, b)...)
+	e.ingest("e2", base.Add(time.Second), deliver(a)...)
+	e.ingest("e3", base.Add(2*time.Second), deliver(a)...)
+	d1, d2, d3 := e.delivery("e1", a), e.delivery("e2", a), e.delivery("e3", a)
+	e.attempt(d1.ID, base.Add(time.Minute), bridge.Outcome{Status: bridge.StatusFailed, Error: "HTTP 400: no"})
+	e.attempt(d2.ID, base.Add(2*time.Minute), bridge.Outcome{Status: bridge.StatusPending, Error: "HTTP 503: later", NextAt: base.Add(time.Hour)})
+	e.attempt(d3.ID, base.Add(3*time.Minute), bridge.Outcome{Status: bridge.StatusDelivered, Result: "ok"})
+	stats, err := e.s.SinkStats(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, sb := stats[a], stats[b]
+	if sa.Pending != 1 || sa.Failed != 1 || sa.Delivered != 1 || sa.LastError != "HTTP 503: later" || !sa.LastErrorAt.Equal(base.Add(2*time.Minute)) {
+		t.Errorf("sink a: %+v", sa)
+	}
+	if sb.Pending != 1 || sb.Failed != 0 || sb.Delivered != 0 || sb.LastError != "" {
+		t.Errorf("sink b: %+v", sb)
+	}
+	e.attempt(d2.ID, base.Add(2*time.Hour), bridge.Outcome{Status: bridge.StatusDelivered, Result: "ok"})
+	stats, err = e.s.SinkStats(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa := stats[a]; sa.LastError != "HTTP 400: no" || sa.Delivered != 2 {
+		t.Errorf("sink a after the retry succeeded: %+v", sa)
+	}
 }
