@@ -22,6 +22,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"bridge/bridge"
+	"bridge/bridge/store/sqlite"
 )
 
 // shutdownGrace is how long a stopping bridge waits for requests and sends
@@ -102,6 +103,13 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 		return err
 	}
 	metrics := bridge.NewMetrics(nil)
+	if !l.cfg.Store.IsPostgres() {
+		unlock, err := sqlite.LockServe(l.cfg.Store.Path)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	store, err := openStore(ctx, l.cfg.Store, storeOptions{log: log, metrics: metrics})
 	if err != nil {
 		return err
