@@ -298,6 +298,29 @@ func (r *runner) schedule() {
 	log := r.p.log.With("sink", r.spec.Name)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// A store outage fails every read, once a poll: a failed read is
+	// logged at ERROR at most once a failureLogPeriod, the others at DEBUG,
+	// and the first read that works after one logged at ERROR says so.
+	var (
+		fails  int       // reads failed since the last that worked
+		logged time.Time // when a failed read was last logged at ERROR
+		loud   bool      // one of fails was
+	)
+	readFailed := func(now time.Time, err error) {
+		fails++
+		if logged.IsZero() || now.Sub(logged) >= failureLogPeriod {
+			log.Error("read due deliveries (more failures within "+failureLogPeriod.String()+" are logged at debug level)", "err", err, "failed_reads", fails)
+			logged, loud = now, true
+			return
+		}
+		log.Debug("read due deliveries", "err", err, "failed_reads", fails)
+	}
+	readOK := func() {
+		if loud {
+			log.Info("reading due deliveries again", "failed_reads", fails)
+		}
+		fails, loud = 0, false
+	}
 	for {
 		now := r.p.opt.Now()
 		r.mu.Lock()
@@ -328,17 +351,22 @@ func (r *runner) schedule() {
 			}
 			continue
 		case err != nil:
-			log.Error("read due deliveries", "err", err)
+			readFailed(now, err)
 		case len(ids) > 0 && len(ids) < r.max && r.wait > 0 && now.Sub(oldest) < r.wait:
 			// A batch sink: let the batch fill until the oldest has waited r.wait.
 			wait = r.wait - now.Sub(oldest)
 		default:
-			if len(ids) > 0 {
+			if len(ids) == 0 {
+				readOK()
+			} else {
 				ds, recs, err := r.load(ids)
 				if err != nil {
-					log.Error("read due deliveries", "err", err)
-				} else if !r.dispatch(ds, recs) {
-					return
+					readFailed(now, err)
+				} else {
+					readOK()
+					if !r.dispatch(ds, recs) {
+						return
+					}
 				}
 				if err == nil && len(ids) == limit {
 					continue // there may be more due

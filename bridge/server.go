@@ -43,6 +43,58 @@ type Server struct {
 	readyAt  time.Time
 	readyErr error
 	readyTTL time.Duration
+
+	refused refusals // webhooks the store could not take, logged without a line each
+}
+
+// refusals keeps a store outage from logging a line per refused webhook (a
+// vendor at 1,000 events/s would make as many error lines a second): the
+// first refusal of a period of failureLogPeriod is logged at ERROR, the
+// others at DEBUG only and counted; the first webhook after the period,
+// refused or stored, logs that count. bridge_webhooks_total{outcome="error"}
+// counts every one.
+type refusals struct {
+	start atomic.Int64 // the period's start (Unix ns); 0 when none is open
+
+	mu  sync.Mutex
+	n   int    // refusals of the period logged at DEBUG only
+	err string // the last of them
+}
+
+// open reports whether a period that started at start is still running at now.
+func (r *refusals) open(start int64, now time.Time) bool {
+	return start != 0 && now.UnixNano()-start < int64(failureLogPeriod)
+}
+
+// note counts a refusal at now. loud says to log it at ERROR; quiet is how
+// many refusals were logged at DEBUG only since the previous loud one.
+func (r *refusals) note(now time.Time, err error) (loud bool, quiet int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open(r.start.Load(), now) {
+		r.n, r.err = r.n+1, err.Error()
+		return false, 0
+	}
+	r.start.Store(now.UnixNano())
+	quiet, r.n = r.n, 0
+	return true, quiet
+}
+
+// stored notes a stored webhook at now. When a period with refusals is
+// over, it ends it and returns the refusals logged at DEBUG only and the
+// last one's error. It costs one atomic load while the store works.
+func (r *refusals) stored(now time.Time) (quiet int, last string) {
+	if s := r.start.Load(); s == 0 || r.open(s, now) {
+		return 0, ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.start.Load(); s == 0 || r.open(s, now) {
+		return 0, "" // another webhook ended it
+	}
+	r.start.Store(0)
+	quiet, last, r.n = r.n, r.err, 0
+	return quiet, last
 }
 
 type sourceLimiter struct {
@@ -204,7 +256,12 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	dup, err := s.store.Ingest(r.Context(), ev, body, eval.Planned)
 	if err != nil {
 		outcome(OutcomeError)
-		log.Error("webhook not stored; the vendor should retry", "event", ev.ID, "err", err)
+		if loud, quiet := s.refused.note(received, err); loud {
+			log.Error("webhook not stored; the vendor should retry (more refusals within "+failureLogPeriod.String()+" are logged at debug level)",
+				"event", ev.ID, "err", err, "refused_unlogged", quiet)
+		} else {
+			log.Debug("webhook not stored; the vendor should retry", "event", ev.ID, "err", err)
+		}
 		writeError(w, http.StatusServiceUnavailable, "cannot store the event now, retry later")
 		return
 	}
@@ -215,6 +272,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	outcome(OutcomeAccepted)
+	if quiet, last := s.refused.stored(received); quiet > 0 {
+		s.log.Warn("webhooks were refused while the store could not take them (logged at debug level)", "refused_unlogged", quiet, "last_err", last)
+	}
 	for _, rule := range eval.Matched {
 		s.metrics.RuleMatches.WithLabelValues(rule).Inc()
 	}
