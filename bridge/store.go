@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -144,6 +145,24 @@ type SinkStats struct {
 	LastError                  string    // of the delivery that failed or was retried most recently
 	LastErrorAt                time.Time // when
 }
+
+// Count adds n deliveries of status to the stats.
+func (st *SinkStats) Count(status string, n int) {
+	switch status {
+	case StatusPending:
+		st.Pending += n
+	case StatusDelivered:
+		st.Delivered += n
+	case StatusFailed:
+		st.Failed += n
+	}
+}
+
+// EscapeLike escapes the wildcards of a LIKE pattern (% and _) and its
+// escape character, backslash, which both stores name in their queries.
+func EscapeLike(s string) string { return likeEscaper.Replace(s) }
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // ErrNotFound is returned for an event or delivery the store does not have.
 var ErrNotFound = errors.New("store: not found")

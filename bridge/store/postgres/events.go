@@ -125,7 +125,7 @@ func (s *Store) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.Stor
 		add("e.severity = $?", f.Severity)
 	}
 	if f.Text != "" {
-		add(`(e.title ILIKE $? OR e.subject ILIKE $?)`, "%"+likeEscaper.Replace(f.Text)+"%")
+		add(`(e.title ILIKE $? OR e.subject ILIKE $?)`, "%"+bridge.EscapeLike(f.Text)+"%")
 	}
 	if f.Before > 0 {
 		add("e.seq < $?", f.Before)

@@ -3,16 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"bridge/bridge"
 )
-
-// likeEscaper escapes ILIKE's wildcards (PostgreSQL's escape is '\').
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Event returns one stored event and its raw body.
 func (s *Store) Event(ctx context.Context, source, id string) (*bridge.StoredEvent, []byte, error) {
@@ -53,14 +49,7 @@ func (s *Store) SinkStats(ctx context.Context) (map[string]bridge.SinkStats, err
 			return nil, s.fail(ctx, "sink stats", err)
 		}
 		st := out[sink]
-		switch status {
-		case bridge.StatusPending:
-			st.Pending = n
-		case bridge.StatusDelivered:
-			st.Delivered = n
-		case bridge.StatusFailed:
-			st.Failed = n
-		}
+		st.Count(status, n)
 		out[sink] = st
 	}
 	rows.Close()

@@ -5,14 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"bridge/bridge"
 )
-
-// likeEscaper escapes LIKE's wildcards (with ESCAPE '\').
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Event returns one stored event and its raw body.
 func (s *Store) Event(ctx context.Context, source, id string) (*bridge.StoredEvent, []byte, error) {
@@ -49,14 +45,7 @@ func (s *Store) SinkStats(ctx context.Context) (map[string]bridge.SinkStats, err
 			return nil, fmt.Errorf("store: sink stats: %w", err)
 		}
 		st := out[sink]
-		switch status {
-		case bridge.StatusPending:
-			st.Pending = n
-		case bridge.StatusDelivered:
-			st.Delivered = n
-		case bridge.StatusFailed:
-			st.Failed = n
-		}
+		st.Count(status, n)
 		out[sink] = st
 	}
 	rows.Close()

@@ -577,7 +577,7 @@ func (s *Store) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.Stor
 		add("severity = ?", f.Severity)
 	}
 	if f.Text != "" {
-		like := "%" + likeEscaper.Replace(f.Text) + "%"
+		like := "%" + bridge.EscapeLike(f.Text) + "%"
 		add(`(title LIKE ? ESCAPE '\' OR subject LIKE ? ESCAPE '\')`, like, like)
 	}
 	if f.Before > 0 {
