@@ -32,6 +32,11 @@ func TestRequestsPerEvent(t *testing.T) {
 				{"new key", map[string]any{"summary": "s"}, "new", map[string]int{search: 1, jirafake.RouteCreate: 1}},
 				{"repeat, comment", map[string]any{"summary": "s"}, "new", map[string]int{jirafake.RouteGetIssue: 1, jirafake.RouteComment: 1}},
 				{"repeat, skip", map[string]any{"summary": "s", "on_duplicate": "skip"}, "new", map[string]int{jirafake.RouteGetIssue: 1}},
+				{"resolve", map[string]any{"resolve": true, "dedupe": "agility:analysis_done:new"}, "new",
+					map[string]int{jirafake.RouteGetIssue: 1, jirafake.RouteTransitions: 1, jirafake.RouteDoTransition: 1}},
+				{"resolve, nothing open", map[string]any{"resolve": true, "dedupe": "agility:analysis_done:new"}, "new", map[string]int{jirafake.RouteGetIssue: 1}},
+				{"repeat, reopen", map[string]any{"summary": "s", "reopen_within": "1h"}, "new",
+					map[string]int{jirafake.RouteGetIssue: 1, jirafake.RouteTransitions: 1, jirafake.RouteDoTransition: 1, jirafake.RouteComment: 1}},
 				{"dedupe off", map[string]any{"summary": "s", "dedupe": ""}, "off", map[string]int{jirafake.RouteCreate: 1}},
 			} {
 				h.srv.ResetCounts()

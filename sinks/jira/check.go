@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,9 +22,15 @@ import (
 const checkTimeout = 30 * time.Second
 
 // Check confirms, with the sink's real credentials, what the actions of a
-// jira sink need: that the account can sign in, and that every project,
-// issue type, priority, component and field the actions use exists and is
-// on the project's create screen. It prints one line per finding to w, each
+// jira sink need: that the account can sign in, that every project, issue
+// type, priority, component and field the actions use exists and is on the
+// project's create screen, and that every transition the actions name
+// (resolve's transition, reopen_within's reopen_transition, defaults
+// included) and every resolution exist. Jira lists only the transitions from
+// an issue's current status, so a transition is checked on sample issues of
+// the project and issue type in the status it leaves from (open ones for a
+// resolve, Done ones for a reopen); where there is none, the check says the
+// transition was not checked. It prints one line per finding to w, each
 // problem in words a Jira admin can act on, and returns how many problems it
 // found. err is set only when the check itself could not run.
 func Check(ctx context.Context, cfg *Config, actions []bridge.Action, w io.Writer) (problems int, err error) {
@@ -69,6 +76,22 @@ type needs struct {
 	assignee               bool
 }
 
+// transitionUse is a transition the actions of one project and issue type
+// name.
+type transitionUse struct {
+	name       string // as the rules write it
+	key        string // the action key: transition or reopen_transition
+	fromDone   bool   // made from a Done issue (a reopen) or an open one (a resolve)
+	resolution string // a resolve action's resolution, if any
+}
+
+func (u transitionUse) what() string {
+	if u.fromDone {
+		return "reopens"
+	}
+	return "resolves"
+}
+
 func (c *checker) run(ctx context.Context, actions []bridge.Action) (int, error) {
 	who, err := c.myself(ctx)
 	if err != nil {
@@ -86,7 +109,18 @@ func (c *checker) run(ctx context.Context, actions []bridge.Action) (int, error)
 	kind := map[flavor]string{flavorCloud: "Jira Cloud", flavorDataCenter: "Jira Data Center"}[fl]
 	c.ok("signed in to %s (%s) as %s", c.s.site, kind, who)
 
-	plan := map[string]map[string]*needs{} // project: issue type: needs
+	plan := map[string]map[string]*needs{}           // project: issue type: needs of creates
+	moves := map[string]map[string][]transitionUse{} // project: issue type: transitions
+	var resolves []*Action                           // resolve actions, placed once the creates are known
+	resolutions := map[string]bool{}                 // resolution names used
+	addMove := func(project, issueType string, u transitionUse) {
+		if moves[project] == nil {
+			moves[project] = map[string][]transitionUse{}
+		}
+		if !slices.Contains(moves[project][issueType], u) {
+			moves[project][issueType] = append(moves[project][issueType], u)
+		}
+	}
 	for _, act := range actions {
 		a, ok := act.(*Action)
 		if !ok {
@@ -95,6 +129,17 @@ func (c *checker) run(ctx context.Context, actions []bridge.Action) (int, error)
 		project := strings.TrimSpace(a.Project)
 		if project == "" {
 			project = c.cfg.Project
+		}
+		if a.Resolve {
+			if isTemplate(project) {
+				c.note("project %q of a resolve action is a template: its transition can only be checked once rendered", project)
+				continue
+			}
+			resolves = append(resolves, a)
+			if r := strings.TrimSpace(a.Resolution); r != "" && !isTemplate(r) {
+				resolutions[r] = true
+			}
+			continue
 		}
 		issueType := strings.TrimSpace(a.IssueType)
 		if issueType == "" {
@@ -106,6 +151,13 @@ func (c *checker) run(ctx context.Context, actions []bridge.Action) (int, error)
 		}
 		if plan[project] == nil {
 			plan[project] = map[string]*needs{}
+		}
+		if a.ReopenWithin > 0 {
+			name := strings.TrimSpace(a.ReopenTransition)
+			if name == "" {
+				name = DefaultReopenTransition
+			}
+			addMove(project, issueType, transitionUse{name: name, key: "reopen_transition", fromDone: true})
 		}
 		n := plan[project][issueType]
 		if n == nil {
@@ -131,11 +183,48 @@ func (c *checker) run(ctx context.Context, actions []bridge.Action) (int, error)
 		n.description = n.description || a.Description != ""
 		n.assignee = n.assignee || a.Assignee != ""
 	}
+	// A resolve action moves the tickets the creates of its project open:
+	// its transition is checked on their issue types, or on its own
+	// issue_type when it names one.
+	for _, a := range resolves {
+		project := strings.TrimSpace(a.Project)
+		if project == "" {
+			project = c.cfg.Project
+		}
+		name := strings.TrimSpace(a.Transition)
+		if name == "" {
+			name = DefaultTransition
+		}
+		u := transitionUse{name: name, key: "transition", resolution: strings.TrimSpace(a.Resolution)}
+		var types []string
+		switch it := strings.TrimSpace(a.IssueType); {
+		case isTemplate(it):
+			c.note("issue type %q of a resolve action is a template: its transition can only be checked once rendered", it)
+			continue
+		case it != "":
+			types = []string{it}
+		case len(plan[project]) > 0:
+			types = sortedKeys(plan[project])
+		default:
+			types = []string{DefaultIssueType}
+		}
+		if plan[project] == nil {
+			plan[project] = map[string]*needs{}
+		}
+		for _, t := range types {
+			addMove(project, t, u)
+		}
+	}
 	if len(plan) == 0 {
 		c.note("no rule sends a jira action to this sink: nothing more to check")
 	}
 	for _, project := range sortedKeys(plan) {
-		if err := c.checkProject(ctx, project, plan[project]); err != nil {
+		if err := c.checkProject(ctx, project, plan[project], moves[project]); err != nil {
+			return c.problems, err
+		}
+	}
+	if len(resolutions) > 0 {
+		if err := c.checkResolutions(ctx, resolutions); err != nil {
 			return c.problems, err
 		}
 	}
@@ -204,7 +293,7 @@ func (c *checker) meta(ctx context.Context, path string) ([]metaItem, error) {
 	}
 }
 
-func (c *checker) checkProject(ctx context.Context, project string, types map[string]*needs) error {
+func (c *checker) checkProject(ctx context.Context, project string, types map[string]*needs, moves map[string][]transitionUse) error {
 	its, err := c.meta(ctx, "rest/api/2/issue/createmeta/"+url.PathEscape(project)+"/issuetypes")
 	if err != nil {
 		if ctx.Err() != nil {
@@ -217,13 +306,16 @@ func (c *checker) checkProject(ctx context.Context, project string, types map[st
 	for _, it := range its {
 		names = append(names, it.Name)
 	}
-	for _, typeName := range sortedKeys(types) {
-		var id string
+	typeID := func(name string) string {
 		for _, it := range its {
-			if strings.EqualFold(it.Name, typeName) {
-				id = it.ID
+			if strings.EqualFold(it.Name, name) {
+				return it.ID
 			}
 		}
+		return ""
+	}
+	for _, typeName := range sortedKeys(types) {
+		id := typeID(typeName)
 		if id == "" {
 			c.problem("project %s has no issue type %q that the account can create (it has: %s). Add the type to the project's issue type scheme or change issue_type in the rules.",
 				project, typeName, strings.Join(names, ", "))
@@ -241,6 +333,17 @@ func (c *checker) checkProject(ctx context.Context, project string, types map[st
 		c.checkFields(project+" "+typeName, fields, types[typeName])
 		if c.problems == before {
 			c.ok("project %s, issue type %s: every field the rules use is on the create screen", project, typeName)
+		}
+	}
+	for _, typeName := range sortedKeys(moves) {
+		if typeID(typeName) == "" {
+			if _, reported := types[typeName]; !reported {
+				c.problem("project %s has no issue type %q (it has: %s). Change issue_type of the resolve action.", project, typeName, strings.Join(names, ", "))
+			}
+			continue
+		}
+		if err := c.checkTransitions(ctx, project, typeName, moves[typeName]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -373,3 +476,170 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // sentence is err's text without a closing full stop, to end a sentence with.
 func sentence(err error) string { return strings.TrimRight(err.Error(), ".") }
+
+// maxSampleStatuses bounds the statuses whose transitions a check reads.
+const maxSampleStatuses = 5
+
+// sampleIssues finds issues of project and issueType to read transitions
+// from, one per status, at most maxSampleStatuses: open ones, or Done ones
+// when done is set.
+func (c *checker) sampleIssues(ctx context.Context, project, issueType string, done bool) ([]jira.Issue, error) {
+	op := "!="
+	if done {
+		op = "="
+	}
+	jql := fmt.Sprintf("project = %s AND issuetype = %s AND statusCategory %s Done ORDER BY updated DESC", jqlQuote(project), jqlQuote(issueType), op)
+	var out []jira.Issue
+	seen := map[string]bool{}
+	err := c.s.query(ctx, jql, []string{"status"}, 50, 1, false, func(iss *jira.Issue) bool {
+		if st := statusName(iss); !seen[st] {
+			seen[st] = true
+			out = append(out, *iss)
+		}
+		return len(out) == maxSampleStatuses
+	})
+	return out, err
+}
+
+// offeredFrom is what Jira offers from one sample issue's status.
+type offeredFrom struct {
+	status, issue string
+	ts            []transitionInfo
+}
+
+func (f offeredFrom) String() string { return fmt.Sprintf("%s (%s)", f.status, f.issue) }
+
+func joinFroms(fs []offeredFrom) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkTransitions checks the transitions the rules name for one project
+// and issue type on sample issues, and says which it could not check.
+func (c *checker) checkTransitions(ctx context.Context, project, issueType string, uses []transitionUse) error {
+	where := project + " " + issueType
+	for _, fromDone := range []bool{false, true} {
+		var group []transitionUse
+		for _, u := range uses {
+			switch {
+			case u.fromDone != fromDone:
+			case isTemplate(u.name):
+				c.note("%s: transition %q (%s) is a template: it can only be checked once rendered", where, u.name, u.key)
+			default:
+				group = append(group, u)
+			}
+		}
+		if len(group) == 0 {
+			continue
+		}
+		state := "open"
+		if fromDone {
+			state = "Done"
+		}
+		samples, err := c.sampleIssues(ctx, project, issueType, fromDone)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, u := range group {
+				c.note("%s: transition %q (%s) not checked: cannot search for a %s %s issue to check it on: %s", where, u.name, u.key, state, issueType, sentence(err))
+			}
+			continue
+		}
+		var froms []offeredFrom
+		for _, iss := range samples {
+			ts, err := c.s.transitions(ctx, iss.Key)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				c.note("%s: cannot read the transitions of %s: %s", where, iss.Key, sentence(err))
+				continue
+			}
+			froms = append(froms, offeredFrom{status: statusName(&iss), issue: iss.Key, ts: ts})
+		}
+		if len(froms) == 0 {
+			for _, u := range group {
+				c.note("%s: transition %q (%s, which %s tickets) not checked: there is no %s %s issue in %s to check it on, and Jira lists only the transitions from an issue's current status. Run jira check again once there is one.",
+					where, u.name, u.key, u.what(), state, issueType, project)
+			}
+			continue
+		}
+		for _, u := range group {
+			var have, lack []offeredFrom
+			var found transitionInfo
+			for _, f := range froms {
+				if t, ok := findTransition(f.ts, u.name); ok {
+					have, found = append(have, f), t
+				} else {
+					lack = append(lack, f)
+				}
+			}
+			if len(have) == 0 {
+				var offers []string
+				for _, f := range lack {
+					offers = append(offers, fmt.Sprintf("from %s: %s", f.status, offered(f.ts)))
+				}
+				c.problem("%s: Jira offers no transition %q (%s, which %s tickets) from status %s; it offers %s. Set %s: in the rules to one of them, or add the transition to the workflow.",
+					where, u.name, u.key, u.what(), joinFroms(lack), strings.Join(offers, "; "), u.key)
+				continue
+			}
+			c.ok("%s: transition %q (%s) is offered from status %s", where, found.Name, u.key, joinFroms(have))
+			for _, f := range lack {
+				c.note("%s: transition %q is not offered from status %s: the bridge cannot %s a ticket while it is in that status (from there Jira offers %s)",
+					where, u.name, f, strings.TrimSuffix(u.what(), "s"), offered(f.ts))
+			}
+			if !u.fromDone {
+				c.checkResolutionField(where, u, found)
+			}
+		}
+	}
+	return nil
+}
+
+// checkResolutionField checks a resolve action's resolution against the
+// screen of its transition.
+func (c *checker) checkResolutionField(where string, u transitionUse, t transitionInfo) {
+	rf, onScreen := t.Fields["resolution"]
+	names := allowedNames(rf)
+	switch {
+	case u.resolution == "" && onScreen && rf.Required:
+		c.problem("%s: the screen of transition %q requires a resolution, and the resolve action sets none. Set resolution: in it (one of: %s).", where, t.Name, strings.Join(names, ", "))
+	case u.resolution == "" || isTemplate(u.resolution):
+	case onScreen && len(names) > 0 && !containsFold(names, u.resolution):
+		c.problem("%s: transition %q offers no resolution %q (it offers: %s). Change resolution: in the resolve action.", where, t.Name, u.resolution, strings.Join(names, ", "))
+	case !onScreen && t.Fields != nil:
+		c.note("%s: transition %q has no Resolution field on its screen: the bridge does not send resolution %q (the workflow sets the resolution, if at all)", where, t.Name, u.resolution)
+	}
+}
+
+// checkResolutions checks that the resolutions the rules name exist.
+func (c *checker) checkResolutions(ctx context.Context, used map[string]bool) error {
+	req, err := c.s.client.NewRequestWithContext(ctx, http.MethodGet, "rest/api/2/resolution", nil)
+	if err != nil {
+		return err
+	}
+	var list []struct {
+		Name string `json:"name"`
+	}
+	if resp, err := c.s.client.Do(req, &list); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.note("resolutions not checked: %s", sentence(apiError("list resolutions", resp, err)))
+		return nil
+	}
+	var have []string
+	for _, r := range list {
+		have = append(have, r.Name)
+	}
+	for _, r := range sortedKeys(used) {
+		if !containsFold(have, r) {
+			c.problem("resolution %q does not exist in Jira (it has: %s). Change resolution: in the rules, or add it under Settings > Issues > Resolutions.", r, strings.Join(have, ", "))
+		}
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"bridge/bridge"
 	"bridge/sinks/jira/jirafake"
@@ -65,6 +66,108 @@ func TestCheck(t *testing.T) {
 			}
 			if len(tc.want) == 0 && !strings.Contains(out.String(), "ok: signed in to "+h.srv.URL) {
 				t.Errorf("output:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func TestCheckTransitions(t *testing.T) {
+	key := lifeKey
+	opener := func(extra func(a *Action)) *Action {
+		a := &Action{Summary: "s", Dedupe: &key, ReopenWithin: Window(time.Hour)}
+		if extra != nil {
+			extra(a)
+		}
+		return a
+	}
+	resolver := func(extra func(a *Action)) *Action {
+		a := &Action{Resolve: true, Dedupe: &key}
+		if extra != nil {
+			extra(a)
+		}
+		return a
+	}
+	// onlyFromInProgress resolves through Done from In Progress only.
+	onlyFromInProgress := jirafake.DefaultWorkflow()
+	onlyFromInProgress.Transitions[2].From = []string{"In Progress"}
+	for _, tc := range []struct {
+		name    string
+		flavor  jirafake.Flavor
+		wf      *jirafake.Workflow
+		samples []string // statuses of the sample issues to open first
+		actions []bridge.Action
+		want    []string // substrings of the output
+		probs   int
+	}{
+		{"no issue to check on", jirafake.Cloud, nil, nil, []bridge.Action{opener(nil), resolver(nil)}, []string{
+			`note: OPS Task: transition "Done" (transition, which resolves tickets) not checked: there is no open Task issue in OPS to check it on, and Jira lists only the transitions from an issue's current status. Run jira check again once there is one.`,
+			`note: OPS Task: transition "Reopen" (reopen_transition, which reopens tickets) not checked: there is no Done Task issue in OPS`,
+		}, 0},
+		{"all offered/cloud", jirafake.Cloud, nil, []string{"To Do", "In Progress", "Done"}, []bridge.Action{opener(nil), resolver(nil)}, []string{
+			`ok: OPS Task: transition "Done" (transition) is offered from status In Progress (OPS-2), To Do (OPS-1)`,
+			`ok: OPS Task: transition "Reopen" (reopen_transition) is offered from status Done (OPS-3)`,
+		}, 0},
+		{"all offered/datacenter", jirafake.DataCenter, nil, []string{"To Do", "Done"}, []bridge.Action{opener(nil), resolver(nil)}, []string{
+			`ok: OPS Task: transition "Done" (transition) is offered from status To Do (OPS-1)`,
+			`ok: OPS Task: transition "Reopen" (reopen_transition) is offered from status Done (OPS-2)`,
+		}, 0},
+		{"unknown names", jirafake.DataCenter, nil, []string{"To Do", "Done"}, []bridge.Action{
+			opener(func(a *Action) { a.ReopenTransition = "Back" }), resolver(func(a *Action) { a.Transition = "Close" }),
+		}, []string{
+			`problem: OPS Task: Jira offers no transition "Close" (transition, which resolves tickets) from status To Do (OPS-1); it offers from To Do: "Start Progress" (→ In Progress), "Done" (→ Done). Set transition: in the rules to one of them, or add the transition to the workflow.`,
+			`problem: OPS Task: Jira offers no transition "Back" (reopen_transition, which reopens tickets) from status Done (OPS-2); it offers from Done: "Reopen" (→ To Do).`,
+		}, 2},
+		{"offered from some statuses", jirafake.Cloud, &onlyFromInProgress, []string{"To Do", "In Progress"}, []bridge.Action{resolver(nil)}, []string{
+			`ok: OPS Task: transition "Done" (transition) is offered from status In Progress (OPS-2)`,
+			`note: OPS Task: transition "Done" is not offered from status To Do (OPS-1): the bridge cannot resolve a ticket while it is in that status (from there Jira offers "Start Progress" (→ In Progress))`,
+		}, 0},
+		{"screen requires a resolution", jirafake.Cloud, ptr(jirafake.ResolutionScreenWorkflow()), []string{"To Do"}, []bridge.Action{resolver(nil)}, []string{
+			`problem: OPS Task: the screen of transition "Done" requires a resolution, and the resolve action sets none. Set resolution: in it (one of: Done, Won't Do, Duplicate, Cannot Reproduce).`,
+		}, 1},
+		{"unknown resolution on a screen", jirafake.DataCenter, ptr(jirafake.ResolutionScreenWorkflow()), []string{"To Do"}, []bridge.Action{resolver(func(a *Action) { a.Resolution = "Fixed" })}, []string{
+			`problem: OPS Task: transition "Done" offers no resolution "Fixed" (it offers: Done, Won't Do, Duplicate, Cannot Reproduce).`,
+			`problem: resolution "Fixed" does not exist in Jira (it has: Done, Won't Do, Duplicate, Cannot Reproduce).`,
+		}, 2},
+		{"resolution without a screen", jirafake.Cloud, nil, []string{"To Do"}, []bridge.Action{resolver(func(a *Action) { a.Resolution = "won't do" })}, []string{
+			`note: OPS Task: transition "Done" has no Resolution field on its screen: the bridge does not send resolution "won't do"`,
+		}, 0},
+		{"resolve checked on the created types", jirafake.Cloud, nil, nil, []bridge.Action{
+			opener(func(a *Action) { a.IssueType = "Bug"; a.ReopenWithin = 0 }), resolver(nil),
+		}, []string{`OPS Bug: transition "Done" (transition, which resolves tickets) not checked: there is no open Bug issue in OPS`}, 0},
+		{"templates", jirafake.Cloud, nil, []string{"To Do"}, []bridge.Action{resolver(func(a *Action) { a.Transition = "{{ .data.t }}" }), resolver(func(a *Action) { a.Project = "{{ .data.p }}" })}, []string{
+			`note: OPS Task: transition "{{ .data.t }}" (transition) is a template: it can only be checked once rendered`,
+			`note: project "{{ .data.p }}" of a resolve action is a template`,
+		}, 0},
+		{"resolve in a missing project", jirafake.Cloud, nil, nil, []bridge.Action{resolver(func(a *Action) { a.Project = "NOPE" })}, []string{
+			`problem: project NOPE:`,
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := jirafake.Options{Flavor: tc.flavor}
+			if tc.wf != nil {
+				opts.Workflows = map[string]jirafake.Workflow{"OPS": *tc.wf}
+			}
+			h := newHarness(t, opts)
+			s := h.sink()
+			for i, status := range tc.samples {
+				k := send(t, s, delivery(t, int64(i+1), event(status), map[string]any{"summary": "sample"}))
+				if status != "To Do" {
+					h.srv.SetStatus(k, status, map[string]string{"In Progress": "indeterminate", "Done": "done"}[status])
+				}
+			}
+			var out bytes.Buffer
+			n, err := Check(context.Background(), h.cfg, tc.actions, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log("\n" + out.String())
+			if n != tc.probs {
+				t.Errorf("%d problems, want %d", n, tc.probs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q", w)
+				}
 			}
 		})
 	}

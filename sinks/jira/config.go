@@ -26,6 +26,25 @@
 // turns dedupe off: every event opens a ticket, and a create with an unknown
 // outcome is simply retried, so it may open a second one.
 //
+// Lifecycle. An action with `resolve: true` moves the open ticket of its
+// dedupe key through `transition` (default Done), with `resolution` and then
+// `comment` when given; when the key has no open ticket it sends nothing and
+// its result is empty. An action with `reopen_within` reopens the key's
+// ticket through `reopen_transition` (default Reopen) and comments, when the
+// ticket was resolved less than that long ago; older, a new ticket opens.
+// The time of the resolution is the latest of the one the sink recorded when
+// it resolved the ticket itself and Jira's resolutiondate (and, on Cloud,
+// statuscategorychangedate), so a ticket a person resolved reopens too.
+// Transition names match case-insensitively among the transitions Jira
+// offers from the ticket's current status; any other name fails permanently
+// with the names Jira offers.
+//
+// Crashes. Before a transition the sink records which delivery is moving
+// the ticket; after it, and its comment, which delivery did. A redelivery of
+// that delivery (the process stopped before the outcome was recorded) then
+// reports the ticket without moving or commenting on it again; one that
+// stopped between the transition and its comment posts the comment.
+//
 // Comments are at least once: a comment whose answer is lost is posted
 // again by the retry.
 package jira
@@ -36,10 +55,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 
 	"bridge/bridge"
 )
@@ -55,6 +78,11 @@ const (
 	OnDuplicateComment = "comment"
 	// OnDuplicateSkip leaves the open ticket of a repeated key alone.
 	OnDuplicateSkip = "skip"
+	// DefaultTransition is the transition of resolve actions that name none.
+	DefaultTransition = "Done"
+	// DefaultReopenTransition is the transition that reopens a ticket when
+	// the action names none.
+	DefaultReopenTransition = "Reopen"
 
 	maxSummaryRunes     = 255
 	maxDescriptionRunes = 32767
@@ -154,7 +182,81 @@ type Action struct {
 	Dedupe *string `yaml:"dedupe" json:"dedupe,omitempty"`
 	// OnDuplicate is comment (the default) or skip.
 	OnDuplicate string `yaml:"on_duplicate" json:"on_duplicate,omitempty"`
+
+	// Resolve makes the action move the open ticket of its dedupe key
+	// through Transition instead of opening or commenting on one.
+	Resolve bool `yaml:"resolve" json:"resolve,omitempty"`
+	// Transition is the name of the transition a resolve action makes;
+	// Done when empty. Matched case-insensitively.
+	Transition string `yaml:"transition" json:"transition,omitempty"`
+	// Comment is posted on the ticket once a resolve action moved it.
+	Comment string `yaml:"comment" json:"comment,omitempty"`
+	// Resolution is the resolution a resolve action sets, for workflows
+	// whose transition screen asks for one (e.g. Done, Fixed).
+	Resolution string `yaml:"resolution" json:"resolution,omitempty"`
+	// ReopenWithin makes a repeat of a key whose ticket was resolved less
+	// than this long ago reopen it (and comment) instead of opening a new
+	// one. Zero: never reopen.
+	ReopenWithin Window `yaml:"reopen_within" json:"reopen_within,omitempty"`
+	// ReopenTransition is the transition that reopens a ticket; Reopen when
+	// empty. Matched case-insensitively.
+	ReopenTransition string `yaml:"reopen_transition" json:"reopen_transition,omitempty"`
 }
+
+// Window is a duration of an action: Go duration text ("72h") or a number of
+// seconds, in the rule's YAML and in the rendered action alike. It is not a
+// template.
+type Window time.Duration
+
+// D returns the window as a time.Duration.
+func (w Window) D() time.Duration { return time.Duration(w) }
+
+// UnmarshalYAML reads "72h" or a number of seconds, as bridge.Duration does.
+func (w *Window) UnmarshalYAML(n *yaml.Node) error {
+	var d bridge.Duration
+	if err := d.UnmarshalYAML(n); err != nil {
+		return err
+	}
+	*w = Window(d)
+	return nil
+}
+
+// UnmarshalJSON reads the rendered value: "72h", or a number of seconds.
+func (w *Window) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	var d time.Duration
+	switch x := v.(type) {
+	case nil:
+	case float64:
+		d = time.Duration(x * float64(time.Second))
+	case string:
+		x = strings.TrimSpace(x)
+		if x == "" {
+			break
+		}
+		if secs, err := strconv.ParseFloat(x, 64); err == nil {
+			d = time.Duration(secs * float64(time.Second))
+			break
+		}
+		var err error
+		if d, err = time.ParseDuration(x); err != nil {
+			return fmt.Errorf("%q is not a duration (use text like 30m, 24h or 72h)", x)
+		}
+	default:
+		return fmt.Errorf("%s is not a duration (use text like 30m, 24h or 72h)", b)
+	}
+	if d < 0 {
+		return fmt.Errorf("%s: a duration must not be negative", b)
+	}
+	*w = Window(d)
+	return nil
+}
+
+// MarshalJSON writes the window as Go duration text.
+func (w Window) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(w).String()) }
 
 // FieldValues are custom field values by field id. Decoded from JSON they
 // keep numbers exact, so 12345678901234567 reaches Jira unchanged.
@@ -183,16 +285,41 @@ func ownKey(f string) (string, bool) {
 	return "", false
 }
 
-// Validate checks what can be checked before rendering: a summary, a
-// project (here or in the sink), and on_duplicate when it is not a template.
+// Validate checks what can be checked before rendering: a summary (but for
+// resolve actions), a project (here or in the sink), on_duplicate when it is
+// not a template, and that the lifecycle keys go together: a resolve action
+// needs a dedupe key and takes transition, resolution and comment; the
+// other actions take reopen_within and reopen_transition.
 func (a *Action) Validate(cfg bridge.SinkConfig) error {
 	var errs []error
 	sinkProject := ""
 	if c, ok := cfg.(*Config); ok {
 		sinkProject = c.Project
 	}
-	if strings.TrimSpace(a.Summary) == "" {
-		errs = append(errs, bridge.FieldError("summary", "a jira action needs a summary"))
+	if a.Resolve {
+		if a.Dedupe == nil || strings.TrimSpace(*a.Dedupe) == "" {
+			errs = append(errs, bridge.FieldError("resolve", "a resolve action needs dedupe: the dedupe key of the tickets it resolves, as the action that opens them renders it"))
+		}
+		for key, set := range map[string]bool{"reopen_within": a.ReopenWithin != 0, "reopen_transition": a.ReopenTransition != ""} {
+			if set {
+				errs = append(errs, bridge.FieldErrorf(key, "a resolve action reopens nothing: put %s on the action that opens the tickets", key))
+			}
+		}
+	} else {
+		if strings.TrimSpace(a.Summary) == "" {
+			errs = append(errs, bridge.FieldError("summary", "a jira action needs a summary"))
+		}
+		for key, set := range map[string]bool{"transition": a.Transition != "", "resolution": a.Resolution != "", "comment": a.Comment != ""} {
+			if set {
+				errs = append(errs, bridge.FieldErrorf(key, "%s is only used with resolve: true (a repeat comments with the description)", key))
+			}
+		}
+		if a.ReopenTransition != "" && a.ReopenWithin == 0 {
+			errs = append(errs, bridge.FieldError("reopen_transition", "reopen_transition is only used with reopen_within"))
+		}
+		if a.ReopenWithin != 0 && a.Dedupe != nil && *a.Dedupe == "" {
+			errs = append(errs, bridge.FieldError("reopen_within", "reopen_within needs dedupe: without a dedupe key there is no ticket to reopen"))
+		}
 	}
 	if strings.TrimSpace(a.Project) == "" && sinkProject == "" {
 		errs = append(errs, bridge.FieldError("project", "a jira action needs a project, here or in its sink"))
@@ -211,7 +338,14 @@ func (a *Action) Validate(cfg bridge.SinkConfig) error {
 			errs = append(errs, bridge.FieldErrorf("fields."+k, "set %s with the action's %s key", k, own))
 		}
 	}
+	sortFieldErrors(errs)
 	return joinErrors(errs)
+}
+
+// sortFieldErrors orders errors by their text, so the problems of one action
+// (some found by walking maps) always come in the same order.
+func sortFieldErrors(errs []error) {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 }
 
 // settings is an action with defaults applied and text made valid for Jira.
@@ -244,7 +378,15 @@ func resolve(a Action, cfg *Config, ev *bridge.Event) (*settings, error) {
 	s.Description = cutRunes(s.Description, maxDescriptionRunes)
 	s.Priority = strings.TrimSpace(s.Priority)
 	s.Assignee = strings.TrimSpace(s.Assignee)
-	if s.Summary == "" {
+	if s.Transition = strings.TrimSpace(s.Transition); s.Transition == "" {
+		s.Transition = DefaultTransition
+	}
+	if s.ReopenTransition = strings.TrimSpace(s.ReopenTransition); s.ReopenTransition == "" {
+		s.ReopenTransition = DefaultReopenTransition
+	}
+	s.Resolution = strings.TrimSpace(s.Resolution)
+	s.Comment = cutRunes(s.Comment, maxDescriptionRunes)
+	if s.Summary == "" && !s.Resolve {
 		return nil, bridge.Permanent(fmt.Errorf("jira: the rendered summary is empty"))
 	}
 	if s.Project == "" {
@@ -257,6 +399,9 @@ func resolve(a Action, cfg *Config, ev *bridge.Event) (*settings, error) {
 		}
 	default:
 		s.dedupeKey = *a.Dedupe
+	}
+	if s.Resolve && s.dedupeKey == "" {
+		return nil, bridge.Permanent(fmt.Errorf("jira: a resolve action needs a dedupe key, and the rendered dedupe is empty"))
 	}
 	var labels []string
 	seen := map[string]bool{}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,12 +146,43 @@ func (s *Sink) Close(context.Context) error {
 // create of ours, and in records written before the key kept it), so that a
 // redelivery of that one delivery, after a crash before its outcome was
 // recorded, reports the issue instead of commenting on it.
+//
+// Resolved, Moving and Done serve the ticket's lifecycle: when the sink
+// resolved the issue, which delivery is moving it through a transition right
+// now, and which deliveries completed a resolve or a reopen of the key's
+// tickets, so that their redeliveries do not do it again.
 type record struct {
 	Key      string    `json:"key,omitempty"`
 	ID       string    `json:"id,omitempty"`
 	Pending  time.Time `json:"pending,omitzero"`   // when a create of unknown outcome was sent
 	Delivery int64     `json:"delivery,omitempty"` // the delivery that sent the create
+	Resolved time.Time `json:"resolved,omitzero"`  // when this sink resolved Key
+	Moving   *moving   `json:"moving,omitempty"`   // a transition of Key whose outcome is not recorded yet
+	Done     []doneOp  `json:"done,omitempty"`     // the latest completed resolves and reopens, oldest first
 }
+
+// moving is a transition a delivery started: it is recorded before the
+// transition is sent and cleared once the delivery's work is recorded.
+type moving struct {
+	Delivery int64     `json:"delivery"`
+	Op       string    `json:"op"` // opResolve or opReopen
+	Since    time.Time `json:"since"`
+}
+
+// doneOp is a delivery that resolved or reopened the issue Key.
+type doneOp struct {
+	Delivery int64  `json:"delivery"`
+	Key      string `json:"key"`
+}
+
+// Lifecycle operations, as recorded in moving.Op.
+const (
+	opResolve = "resolve"
+	opReopen  = "reopen"
+)
+
+// maxDone bounds record.Done.
+const maxDone = 16
 
 // createdBy reports whether d's own create, in an earlier attempt, opened
 // rec's issue.
@@ -158,10 +190,65 @@ func (rec record) createdBy(d *bridge.Delivery) bool {
 	return rec.Key != "" && d.ID != 0 && rec.Delivery == d.ID
 }
 
+// doneBy returns the issue d resolved or reopened in an earlier attempt
+// whose outcome was not recorded, if it did.
+func (rec record) doneBy(d *bridge.Delivery) (string, bool) {
+	if d.ID == 0 {
+		return "", false
+	}
+	for _, op := range rec.Done {
+		if op.Delivery == d.ID {
+			return op.Key, true
+		}
+	}
+	return "", false
+}
+
+// movingBy reports whether d started op on rec's issue in an earlier
+// attempt that did not finish.
+func (rec record) movingBy(d *bridge.Delivery, op string) bool {
+	return rec.Moving != nil && d.ID != 0 && rec.Moving.Delivery == d.ID && rec.Moving.Op == op
+}
+
+// next returns a record for another state of the key that keeps what must
+// survive every change: the deliveries that completed lifecycle work.
+func (rec record) next(n record) record {
+	n.Done = rec.Done
+	return n
+}
+
+// withDone returns rec with d's completed work on key added and no
+// transition in flight.
+func (rec record) withDone(d *bridge.Delivery, key string) record {
+	rec.Moving = nil
+	if d.ID == 0 {
+		return rec
+	}
+	done := append(append([]doneOp(nil), rec.Done...), doneOp{Delivery: d.ID, Key: key})
+	if len(done) > maxDone {
+		done = done[len(done)-maxDone:]
+	}
+	rec.Done = done
+	return rec
+}
+
 // FaultAfterRemember is the sink's fault-injection point (see
 // bridge.SinkEnv.Fault): a new issue's key is in the state, and the delivery's
 // outcome is not recorded yet.
 const FaultAfterRemember = "jira.after-remember"
+
+// Fault-injection points of the ticket lifecycle (see bridge.SinkEnv.Fault).
+const (
+	// FaultAfterTransition: Jira moved the issue (resolve or reopen); its
+	// comment is not posted and nothing after the move is recorded.
+	FaultAfterTransition = "jira.after-transition"
+	// FaultAfterResolve: the issue is resolved, commented on and recorded
+	// as resolved; the delivery's outcome is not recorded yet.
+	FaultAfterResolve = "jira.after-resolve"
+	// FaultAfterReopen: the issue is reopened, commented on and recorded;
+	// the delivery's outcome is not recorded yet.
+	FaultAfterReopen = "jira.after-reopen"
+)
 
 func stateKey(project, label string) string { return "issue:" + project + ":" + label }
 
@@ -175,8 +262,10 @@ func (s *Sink) resolveAction(d *bridge.Delivery) (*settings, error) {
 	return resolve(a, s.cfg, d.Event)
 }
 
-// Send opens a ticket for d, or comments on (or skips) the open ticket of its
-// dedupe key. The result is the issue key in every case.
+// Send opens a ticket for d, or comments on (or skips, or reopens) the
+// ticket of its dedupe key; a resolve action moves the key's open ticket
+// through its transition. The result is the issue key in every case but a
+// resolve action that found no open ticket, whose result is empty.
 func (s *Sink) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
 	st, err := s.resolveAction(d)
 	if err != nil {
@@ -196,8 +285,25 @@ func (s *Sink) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
 		return "", fmt.Errorf("jira: wait for the other delivery of this dedupe key: %w", err)
 	}
 	defer unlock()
+	if st.Resolve {
+		return s.resolveTicket(ctx, d, st, label, sk)
+	}
 	return s.deliver(ctx, d, st, label, sk)
 }
+
+// Link returns the address at which a person opens the issue of a Send
+// result (an issue key), or "" for an empty result. Chained actions show it.
+func (s *Sink) Link(result string) string {
+	if result == "" {
+		return ""
+	}
+	return s.browse(result)
+}
+
+// maxFound bounds how many issues one delivery takes from search and finds
+// Done or gone before it stops searching (search may show an issue open
+// that is Done already).
+const maxFound = 3
 
 // deliver does Send's work for a dedupe key while holding the key's lock.
 func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, label, sk string) (string, error) {
@@ -212,31 +318,34 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		s.log.Info("jira: an earlier attempt of this delivery opened the issue", "issue", rec.Key, "url", s.browse(rec.Key))
 		return rec.Key, nil
 	}
-	done := "" // an issue just found Done, which a lagging search may still show open
-	if rec.Key != "" {
-		open, err := s.isOpen(ctx, rec.Key)
+	if key, ok := rec.doneBy(d); ok {
+		s.log.Info("jira: an earlier attempt of this delivery reopened the issue", "issue", key, "url", s.browse(key))
+		return key, nil
+	}
+	// Issues found Done or gone, which a lagging search may still show open.
+	var exclude []string
+	for found := 0; ; found++ {
+		if rec.Key != "" {
+			key, handled, err := s.known(ctx, d, st, rec, sk)
+			if handled {
+				return key, err
+			}
+			exclude = append(exclude, rec.Key)
+			rec = rec.next(record{})
+		}
+		if found == maxFound {
+			break
+		}
+		iss, err := s.search(ctx, st.Project, label, exclude)
 		if err != nil {
 			return "", err
 		}
-		if open {
-			return s.repeat(ctx, d, st, rec.Key, sk)
+		if iss == nil {
+			break
 		}
-		s.log.Info("jira: the dedupe key's issue is done; the next event opens a new one", "issue", rec.Key, "label", label)
-		if err := s.state.Delete(ctx, sk); err != nil {
-			return "", fmt.Errorf("jira: forget done issue %s: %w", rec.Key, err)
-		}
-		done = rec.Key
-		rec = record{}
-	}
-
-	found, err := s.search(ctx, st.Project, label, done)
-	if err != nil {
-		return "", err
-	}
-	if found != nil {
 		// The found issue is taken to be the one the pending create opened:
 		// its delivery stays the issue's creator, whichever delivery found it.
-		adopted := record{Key: found.Key, ID: found.ID}
+		adopted := rec.next(record{Key: iss.Key, ID: iss.ID})
 		if !rec.Pending.IsZero() {
 			adopted.Delivery = rec.Delivery
 		}
@@ -245,10 +354,11 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		}
 		if adopted.createdBy(d) {
 			// This delivery's own earlier create went through after all.
-			s.log.Info("jira: found the issue of an earlier create with an unknown outcome", "issue", found.Key, "url", s.browse(found.Key))
-			return found.Key, nil
+			s.log.Info("jira: found the issue of an earlier create with an unknown outcome", "issue", iss.Key, "url", s.browse(iss.Key))
+			return iss.Key, nil
 		}
-		return s.repeat(ctx, d, st, found.Key, sk)
+		// Search lags: the issue's own status decides, as for a remembered one.
+		rec = adopted
 	}
 	if !rec.Pending.IsZero() {
 		if wait := rec.Pending.Add(s.lag).Sub(s.now()); wait > 0 {
@@ -258,7 +368,7 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		}
 	}
 
-	if err := s.save(ctx, sk, record{Pending: s.now(), Delivery: d.ID}); err != nil {
+	if err := s.save(ctx, sk, rec.next(record{Pending: s.now(), Delivery: d.ID})); err != nil {
 		return "", err
 	}
 	iss, err := s.create(ctx, st)
@@ -267,13 +377,13 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		if errors.As(err, &u) {
 			return "", bridge.RetryAfter(fmt.Errorf("%w (the outcome is unknown: the next attempt searches for label %s first)", err, label), min(s.lag, pendingRecheck))
 		}
-		if derr := s.state.Delete(context.WithoutCancel(ctx), sk); derr != nil {
+		if derr := s.forget(context.WithoutCancel(ctx), sk, rec); derr != nil {
 			s.log.Warn("jira: could not clear the marker of a failed create; the next attempt waits for search_lag", "label", label, "error", derr)
 		}
 		return "", err
 	}
 	// The issue exists now: remember it even if the attempt's time is up.
-	if err := s.save(context.WithoutCancel(ctx), sk, record{Key: iss.Key, ID: iss.ID, Delivery: d.ID}); err != nil {
+	if err := s.save(context.WithoutCancel(ctx), sk, rec.next(record{Key: iss.Key, ID: iss.ID, Delivery: d.ID})); err != nil {
 		// The pending marker stays, so a repeat searches (with this issue
 		// reconciled) instead of creating; the ticket itself exists.
 		s.log.Error("jira: could not remember the new issue", "issue", iss.Key, "error", err)
@@ -281,6 +391,57 @@ func (s *Sink) deliver(ctx context.Context, d *bridge.Delivery, st *settings, la
 		s.fault(FaultAfterRemember)
 	}
 	return iss.Key, nil
+}
+
+// forget drops the key's issue or pending create from rec, keeping the
+// deliveries that completed lifecycle work.
+func (s *Sink) forget(ctx context.Context, sk string, rec record) error {
+	if len(rec.Done) == 0 {
+		return s.state.Delete(ctx, sk)
+	}
+	return s.save(ctx, sk, rec.next(record{}))
+}
+
+// known carries out d for the issue the key's record names: a repeat while
+// it is open; a reopen when it was resolved within reopen_within. handled is
+// false when the issue is Done (and not reopened) or gone: the record is
+// then forgotten and the caller looks for another issue or opens one.
+func (s *Sink) known(ctx context.Context, d *bridge.Delivery, st *settings, rec record, sk string) (key string, handled bool, err error) {
+	iss, err := s.getIssue(ctx, rec.Key)
+	if err != nil {
+		return "", true, err
+	}
+	switch {
+	case iss == nil:
+		s.log.Info("jira: the dedupe key's issue is gone; the next event opens a new one", "issue", rec.Key)
+	case !isDone(iss):
+		if rec.movingBy(d, opReopen) {
+			// An earlier attempt of d reopened it and stopped before the
+			// comment was posted and recorded.
+			key, err := s.finishReopen(ctx, d, st, rec, sk)
+			return key, true, err
+		}
+		key, err := s.repeat(ctx, d, st, rec.Key, sk)
+		return key, true, err
+	case st.ReopenWithin > 0:
+		at := resolvedAt(iss, rec)
+		switch ago := s.now().Sub(at); {
+		case at.IsZero():
+			s.log.Info("jira: the dedupe key's issue is done, and Jira does not say when it was resolved; the event opens a new one", "issue", rec.Key)
+		case ago < st.ReopenWithin.D():
+			key, err := s.reopen(ctx, d, st, rec, iss, sk, ago)
+			return key, true, err
+		default:
+			s.log.Info("jira: the dedupe key's issue was resolved longer than reopen_within ago; the event opens a new one",
+				"issue", rec.Key, "resolved", at.UTC().Format(time.RFC3339), "reopen_within", st.ReopenWithin.D().String())
+		}
+	default:
+		s.log.Info("jira: the dedupe key's issue is done; the next event opens a new one", "issue", rec.Key)
+	}
+	if err := s.forget(ctx, sk, rec); err != nil {
+		return "", true, fmt.Errorf("jira: forget issue %s: %w", rec.Key, err)
+	}
+	return "", false, nil
 }
 
 // repeat carries out on_duplicate for an open issue.
@@ -295,7 +456,11 @@ func (s *Sink) repeat(ctx context.Context, d *bridge.Delivery, st *settings, key
 		}
 		// Deleted since the status check: forget it and let the next
 		// attempt open a new ticket.
-		if derr := s.state.Delete(ctx, sk); derr != nil {
+		rec, lerr := s.load(ctx, sk)
+		if lerr != nil {
+			return "", lerr
+		}
+		if derr := s.forget(ctx, sk, rec); derr != nil {
 			return "", fmt.Errorf("jira: forget deleted issue %s: %w", key, derr)
 		}
 		return "", err
@@ -433,18 +598,21 @@ func buildIssue(st *settings, fl flavor) *jira.Issue {
 	return &jira.Issue{Fields: f}
 }
 
-// isOpen reports whether a remembered issue still holds its dedupe key: it
-// exists and is not in the Done status category.
-func (s *Sink) isOpen(ctx context.Context, key string) (bool, error) {
-	iss, resp, err := s.client.Issue.GetWithContext(ctx, key, &jira.GetQueryOptions{Fields: "status"})
+// issueFields are the fields getIssue asks for: the status, and when the
+// issue was resolved (Cloud also says when its status category changed).
+const issueFields = "status,resolution,resolutiondate,statuscategorychangedate"
+
+// getIssue reads a remembered issue's status and resolution. It returns
+// nil, nil when the issue is gone (or the account can no longer see it).
+func (s *Sink) getIssue(ctx context.Context, key string) (*jira.Issue, error) {
+	iss, resp, err := s.client.Issue.GetWithContext(ctx, key, &jira.GetQueryOptions{Fields: issueFields})
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
-			s.log.Info("jira: the dedupe key's issue is gone; the next event opens a new one", "issue", key)
-			return false, nil
+			return nil, nil
 		}
-		return false, apiError("get issue "+key, resp, err)
+		return nil, apiError("get issue "+key, resp, err)
 	}
-	return !isDone(iss), nil
+	return iss, nil
 }
 
 func isDone(iss *jira.Issue) bool {
@@ -452,18 +620,71 @@ func isDone(iss *jira.Issue) bool {
 		strings.EqualFold(iss.Fields.Status.StatusCategory.Key, jira.StatusCategoryComplete)
 }
 
-// search finds an open issue of project with label. Jira Cloud is asked
-// through /rest/api/2/search/jql with the issues this sink created lately
-// passed in reconcileIssues, so its search lag cannot hide them; Data Center
-// through /rest/api/2/search.
-func (s *Sink) search(ctx context.Context, project, label, exclude string) (*jira.Issue, error) {
+// statusName is the name of the issue's status, for messages.
+func statusName(iss *jira.Issue) string {
+	if iss == nil || iss.Fields == nil || iss.Fields.Status == nil {
+		return ""
+	}
+	return iss.Fields.Status.Name
+}
+
+// jiraTime is the layout of Jira's timestamps (2026-11-23T12:00:00.000+0000).
+const jiraTime = "2006-01-02T15:04:05.999-0700"
+
+// resolvedAt says when a Done issue was resolved: the latest of the time
+// the sink recorded when it resolved the issue itself, Jira's resolutiondate
+// and Cloud's statuscategorychangedate. Zero when none is known (a workflow
+// that sets no resolution, on Data Center, and not resolved by the sink).
+func resolvedAt(iss *jira.Issue, rec record) time.Time {
+	var at time.Time
+	if rec.Key == iss.Key {
+		at = rec.Resolved
+	}
+	if iss.Fields == nil {
+		return at
+	}
+	if t := time.Time(iss.Fields.Resolutiondate); t.After(at) {
+		at = t
+	}
+	if v, ok := iss.Fields.Unknowns["statuscategorychangedate"].(string); ok {
+		if t, err := time.Parse(jiraTime, v); err == nil && t.After(at) {
+			at = t
+		}
+	}
+	return at
+}
+
+// search finds an open issue of project with label, other than those in
+// exclude. Jira Cloud is asked through /rest/api/2/search/jql with the
+// issues this sink created lately passed in reconcileIssues, so its search
+// lag cannot hide them; Data Center through /rest/api/2/search.
+func (s *Sink) search(ctx context.Context, project, label string, exclude []string) (*jira.Issue, error) {
 	jql := fmt.Sprintf("project = %s AND labels = %s AND statusCategory != Done ORDER BY created DESC",
 		jqlQuote(project), jqlQuote(label))
-	fields := []string{"status", "created"}
+	var found *jira.Issue
+	err := s.query(ctx, jql, []string{"status", "created"}, 10, 5, true, func(iss *jira.Issue) bool {
+		if !isDone(iss) && !slices.Contains(exclude, iss.Key) {
+			found = iss
+			return true
+		}
+		return false
+	})
+	return found, err
+}
+
+// query runs jql, handing each issue found to each until it returns true,
+// for at most pages pages of pageSize issues. Cloud is asked through
+// /search/jql (with the sink's recent issues in reconcileIssues when
+// reconcile is set), Data Center through /search; a 404 from the one or a
+// 410 from the other settles which the site is.
+func (s *Sink) query(ctx context.Context, jql string, fields []string, pageSize, pages int, reconcile bool, each func(*jira.Issue) bool) error {
 	fl, known := s.flavorOf(ctx)
 	if fl != flavorDataCenter {
-		opts := &jira.SearchOptionsV2{MaxResults: 10, Fields: fields, ReconcileIssues: s.recentIDs()}
-		for page := 0; page < 5; page++ {
+		opts := &jira.SearchOptionsV2{MaxResults: pageSize, Fields: fields}
+		if reconcile {
+			opts.ReconcileIssues = s.recentIDs()
+		}
+		for page := 0; page < pages; page++ {
 			issues, resp, err := s.client.Issue.SearchV2JQLWithContext(ctx, jql, opts)
 			if err != nil {
 				if !known && resp != nil && resp.StatusCode == http.StatusNotFound {
@@ -471,35 +692,39 @@ func (s *Sink) search(ctx context.Context, project, label, exclude string) (*jir
 					fl = flavorDataCenter
 					break
 				}
-				return nil, apiError("search issues", resp, err)
+				return apiError("search issues", resp, err)
 			}
-			if iss := firstOpen(issues, exclude); iss != nil {
-				return iss, nil
+			for i := range issues {
+				if each(&issues[i]) {
+					return nil
+				}
 			}
 			if resp.IsLast || resp.NextPageToken == "" {
-				return nil, nil
+				return nil
 			}
 			opts.NextPageToken = resp.NextPageToken
 		}
 		if fl != flavorDataCenter {
-			return nil, nil
+			return nil
 		}
 	}
-	issues, resp, err := s.client.Issue.SearchWithContext(ctx, jql, &jira.SearchOptions{MaxResults: 10, Fields: fields})
-	if err != nil {
-		if !known && resp != nil && resp.StatusCode == http.StatusGone {
-			s.setFlavor(flavorCloud, "search answered 410")
-			return s.search(ctx, project, label, exclude)
+	for start, page := 0, 0; page < pages; page++ {
+		issues, resp, err := s.client.Issue.SearchWithContext(ctx, jql, &jira.SearchOptions{StartAt: start, MaxResults: pageSize, Fields: fields})
+		if err != nil {
+			if !known && resp != nil && resp.StatusCode == http.StatusGone {
+				s.setFlavor(flavorCloud, "search answered 410")
+				return s.query(ctx, jql, fields, pageSize, pages, reconcile, each)
+			}
+			return apiError("search issues", resp, err)
 		}
-		return nil, apiError("search issues", resp, err)
-	}
-	return firstOpen(issues, exclude), nil
-}
-
-func firstOpen(issues []jira.Issue, exclude string) *jira.Issue {
-	for i := range issues {
-		if !isDone(&issues[i]) && issues[i].Key != exclude {
-			return &issues[i]
+		for i := range issues {
+			if each(&issues[i]) {
+				return nil
+			}
+		}
+		start += len(issues)
+		if len(issues) == 0 || start >= resp.Total {
+			return nil
 		}
 	}
 	return nil
@@ -582,12 +807,23 @@ func (s *Sink) comment(ctx context.Context, key, text string) error {
 // browse is the issue's address for people.
 func (s *Sink) browse(key string) string { return s.site + "/browse/" + key }
 
-// DryRun describes the create request Send would make for d, without
-// touching the network.
+// DryRun describes the create request Send would make for d (or, for a
+// resolve action, the transition), without touching the network.
 func (s *Sink) DryRun(_ context.Context, d *bridge.Delivery) (string, error) {
 	st, err := s.resolveAction(d)
 	if err != nil {
 		return "", err
+	}
+	if st.Resolve {
+		out := fmt.Sprintf("POST %s/rest/api/2/issue/<the open issue in %s with label %s>/transitions through %q",
+			s.site, st.Project, DedupeLabel(st.dedupeKey), st.Transition)
+		if st.Resolution != "" {
+			out += fmt.Sprintf(" with resolution %q", st.Resolution)
+		}
+		if st.Comment != "" {
+			out += fmt.Sprintf(", then comment %q", cutRunes(st.Comment, 200))
+		}
+		return out + " (nothing when no issue of the key is open)", nil
 	}
 	s.mu.Lock()
 	fl := s.flavor
@@ -606,6 +842,10 @@ func (s *Sink) DryRun(_ context.Context, d *bridge.Delivery) (string, error) {
 	if st.dedupeKey != "" {
 		out += fmt.Sprintf(" (unless an open issue in %s has label %s: then %s it)",
 			st.Project, DedupeLabel(st.dedupeKey), map[string]string{OnDuplicateComment: "comment on", OnDuplicateSkip: "skip"}[st.OnDuplicate])
+		if st.ReopenWithin > 0 {
+			out += fmt.Sprintf(" (or, when its issue was resolved less than %s ago, reopen it through %q and comment)",
+				formatWindow(st.ReopenWithin.D()), st.ReopenTransition)
+		}
 	}
 	return out, nil
 }
@@ -630,29 +870,8 @@ func apiError(op string, resp *jira.Response, err error) error {
 // readMessage reads an error body: Jira's ErrorCollection, the JAX-RS
 // {"message": ...} form, or text.
 func readMessage(body io.ReadCloser) string {
-	if body == nil {
-		return ""
-	}
-	defer body.Close()
-	b, err := io.ReadAll(io.LimitReader(body, 64<<10))
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
-	if err != nil && len(b) == 0 {
-		return ""
-	}
-	var v struct {
-		ErrorMessages []string          `json:"errorMessages"`
-		Errors        map[string]string `json:"errors"`
-		Message       string            `json:"message"`
-	}
-	if json.Unmarshal(b, &v) == nil {
-		if m := formatMessages(v.ErrorMessages, v.Errors); m != "" {
-			return m
-		}
-		if v.Message != "" {
-			return v.Message
-		}
-	}
-	return cutRunes(strings.TrimSpace(string(b)), 1000)
+	_, _, text := readErrors(body)
+	return text
 }
 
 // formatMessages writes Jira's errorMessages, then its errors map as

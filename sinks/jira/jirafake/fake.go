@@ -1,7 +1,8 @@
 // Package jirafake is a stand-in Jira for tests: an HTTP server that behaves
 // like Jira Cloud or Jira Data Center for the calls the bridge makes. It
 // checks credentials, validates issue fields the way Jira does, answers
-// errors in Jira's formats, lags its search like Jira Cloud, and can be
+// errors in Jira's formats, lags its search like Jira Cloud, runs workflows
+// (transitions per status, screens that require a resolution), and can be
 // scripted to fail. Its state is inspected through methods, not HTTP.
 package jirafake
 
@@ -35,18 +36,23 @@ const (
 
 // Routes, as patterns of the server's mux; FailNext and Count take them.
 const (
-	RouteServerInfo  = "GET /rest/api/2/serverInfo"
-	RouteMyself      = "GET /rest/api/2/myself"
-	RouteCreate      = "POST /rest/api/2/issue"
-	RouteGetIssue    = "GET /rest/api/2/issue/{key}"
-	RouteComment     = "POST /rest/api/2/issue/{key}/comment"
-	RouteSearch      = "GET /rest/api/2/search"
-	RouteSearchJQL   = "GET /rest/api/2/search/jql"
-	RoutePriorities  = "GET /rest/api/2/priority"
-	RouteIssueTypes  = "GET /rest/api/2/issue/createmeta/{project}/issuetypes"
-	RouteFieldsMeta  = "GET /rest/api/2/issue/createmeta/{project}/issuetypes/{id}"
-	contentTypeJSON  = "application/json;charset=UTF-8"
-	removedSearchMsg = "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+	RouteServerInfo = "GET /rest/api/2/serverInfo"
+	RouteMyself     = "GET /rest/api/2/myself"
+	RouteCreate     = "POST /rest/api/2/issue"
+	RouteGetIssue   = "GET /rest/api/2/issue/{key}"
+	RouteComment    = "POST /rest/api/2/issue/{key}/comment"
+	RouteSearch     = "GET /rest/api/2/search"
+	RouteSearchJQL  = "GET /rest/api/2/search/jql"
+	RoutePriorities = "GET /rest/api/2/priority"
+	RouteIssueTypes = "GET /rest/api/2/issue/createmeta/{project}/issuetypes"
+	RouteFieldsMeta = "GET /rest/api/2/issue/createmeta/{project}/issuetypes/{id}"
+	// RouteTransitions lists the transitions from an issue's status.
+	RouteTransitions = "GET /rest/api/2/issue/{key}/transitions"
+	// RouteDoTransition carries one out.
+	RouteDoTransition = "POST /rest/api/2/issue/{key}/transitions"
+	RouteResolutions  = "GET /rest/api/2/resolution"
+	contentTypeJSON   = "application/json;charset=UTF-8"
+	removedSearchMsg  = "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
 
 // Field types of custom fields (Options.CustomFields).
@@ -83,9 +89,16 @@ type Options struct {
 	Components []string
 	// CustomFields by id (customfield_10010).
 	CustomFields map[string]CustomField
+	// Workflows by "PROJECT/IssueType" or "PROJECT"; DefaultWorkflow for
+	// the rest.
+	Workflows map[string]Workflow
+	// Resolutions are the site's resolutions; default Done, Won't Do,
+	// Duplicate, Cannot Reproduce.
+	Resolutions []string
 	// SearchLag hides an issue from search for this long after its creation,
-	// as Jira Cloud's eventually consistent search does, unless its id is
-	// passed in reconcileIssues (which only Cloud's /search/jql takes).
+	// and shows its status as it was this long ago, as Jira Cloud's
+	// eventually consistent search does, unless its id is passed in
+	// reconcileIssues (which only Cloud's /search/jql takes).
 	SearchLag time.Duration
 	// PageSize caps the issues of one search page; default 50.
 	PageSize int
@@ -105,6 +118,15 @@ type Issue struct {
 	Status, StatusCategory                                      string
 	Created                                                     time.Time
 	Comments                                                    []string
+	// Resolution and Resolved (resolutiondate) are set when the issue moves
+	// to a done status with a resolution, and cleared when it leaves it.
+	Resolution string
+	Resolved   time.Time
+	// StatusChanged is when the status category last changed (Cloud's
+	// statuscategorychangedate).
+	StatusChanged time.Time
+
+	history []snapshot // what search sees from when on
 }
 
 // Failure is a scripted answer for a route.
@@ -136,6 +158,9 @@ type Server struct {
 	failures map[string][]Failure
 	counts   map[string]int
 	total    int
+
+	statusIDs    map[string]string
+	transitioned []Transitioned
 }
 
 // New starts a stand-in Jira with opts; Close stops it.
@@ -158,8 +183,12 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Resolutions == nil {
+		opts.Resolutions = []string{"Done", "Won't Do", "Duplicate", "Cannot Reproduce"}
+	}
 	s := &Server{opts: opts, nextID: 10000, prios: slices.Clone(opts.Priorities),
-		failures: map[string][]Failure{}, counts: map[string]int{}, keys: map[string]int{}, closed: make(chan struct{})}
+		failures: map[string][]Failure{}, counts: map[string]int{}, keys: map[string]int{}, closed: make(chan struct{}),
+		statusIDs: map[string]string{}}
 	mux := http.NewServeMux()
 	handle := func(route string, h func(w http.ResponseWriter, r *http.Request)) {
 		mux.HandleFunc(route, s.wrap(route, h))
@@ -174,6 +203,9 @@ func New(opts Options) *Server {
 	handle(RoutePriorities, s.priorities)
 	handle(RouteIssueTypes, s.issueTypes)
 	handle(RouteFieldsMeta, s.fieldsMeta)
+	handle(RouteTransitions, s.getTransitions)
+	handle(RouteDoTransition, s.doTransition)
+	handle(RouteResolutions, s.resolutions)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.count("other")
 		notFound(w)
@@ -205,13 +237,15 @@ func (s *Server) AddPriority(name string) {
 	s.prios = append(s.prios, name)
 }
 
-// SetStatus moves an issue to a status; category is new, indeterminate or
-// done. It reports whether the issue exists.
+// SetStatus moves an issue to a status, as a person would, whatever the
+// workflow; category is new, indeterminate or done. Into a done status the
+// issue gets the resolution Done and a resolutiondate of now; out of one it
+// loses both. It reports whether the issue exists.
 func (s *Server) SetStatus(key, status, category string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if iss := s.find(key); iss != nil {
-		iss.Status, iss.StatusCategory = status, category
+		s.move(iss, status, category, "Done")
 		return true
 	}
 	return false
@@ -237,8 +271,7 @@ func (s *Server) Issues() []Issue {
 	defer s.mu.Unlock()
 	out := make([]Issue, len(s.issues))
 	for i, iss := range s.issues {
-		out[i] = *iss
-		out[i].Comments = slices.Clone(iss.Comments)
+		out[i] = iss.copy()
 	}
 	return out
 }
@@ -248,11 +281,16 @@ func (s *Server) Issue(key string) (Issue, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if iss := s.find(key); iss != nil {
-		c := *iss
-		c.Comments = slices.Clone(iss.Comments)
-		return c, true
+		return iss.copy(), true
 	}
 	return Issue{}, false
+}
+
+func (iss *Issue) copy() Issue {
+	c := *iss
+	c.Comments = slices.Clone(iss.Comments)
+	c.history = slices.Clone(iss.history)
+	return c
 }
 
 // Count returns how many requests reached route (scripted failures included).
@@ -466,8 +504,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	iss.ID = strconv.Itoa(s.nextID)
 	s.keys[iss.Project]++
 	iss.Key = fmt.Sprintf("%s-%d", iss.Project, s.keys[iss.Project])
-	iss.Status, iss.StatusCategory = "To Do", "new"
+	initial := s.workflow(iss.Project, iss.IssueType).Statuses[0]
+	iss.Status, iss.StatusCategory = initial.Name, initial.Category
 	iss.Created = s.opts.Now()
+	iss.StatusChanged = iss.Created
+	iss.history = []snapshot{{at: iss.Created, status: iss.Status, category: iss.StatusCategory}}
 	s.issues = append(s.issues, iss)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": iss.ID, "key": iss.Key, "self": s.URL + "/rest/api/2/issue/" + iss.ID})
 }
@@ -629,13 +670,26 @@ func checkCustom(cf CustomField, v any) string {
 	return ""
 }
 
+// jiraTime is how Jira writes timestamps: 2026-11-23T12:00:00.000+0000.
+const jiraTime = "2006-01-02T15:04:05.000-0700"
+
 func (s *Server) issueJSON(iss *Issue) map[string]any {
-	cat := map[string]string{"new": "To Do", "indeterminate": "In Progress", "done": "Done"}[iss.StatusCategory]
 	fields := map[string]any{
 		"summary": iss.Summary, "labels": iss.Labels, "project": map[string]string{"key": iss.Project},
-		"issuetype": map[string]string{"name": iss.IssueType},
-		"status":    map[string]any{"name": iss.Status, "statusCategory": map[string]any{"key": iss.StatusCategory, "name": cat}},
-		"created":   iss.Created.UTC().Format("2006-01-02T15:04:05.000-0700"),
+		"issuetype":      map[string]string{"name": iss.IssueType},
+		"status":         s.statusJSON(iss.Status, iss.StatusCategory),
+		"created":        iss.Created.UTC().Format(jiraTime),
+		"resolution":     nil,
+		"resolutiondate": nil,
+	}
+	if iss.Resolution != "" {
+		fields["resolution"] = s.resolutionJSON(iss.Resolution)
+	}
+	if !iss.Resolved.IsZero() {
+		fields["resolutiondate"] = iss.Resolved.UTC().Format(jiraTime)
+	}
+	if s.opts.Flavor == Cloud && !iss.StatusChanged.IsZero() {
+		fields["statuscategorychangedate"] = iss.StatusChanged.UTC().Format(jiraTime)
 	}
 	if iss.Description != "" {
 		fields["description"] = iss.Description
@@ -738,6 +792,8 @@ func (iss *Issue) matches(c clause) (bool, error) {
 		eq = strings.EqualFold(iss.StatusCategory, map[string]string{"to do": "new", "in progress": "indeterminate", "done": "done"}[strings.ToLower(c.value)])
 	case "status":
 		eq = strings.EqualFold(iss.Status, c.value)
+	case "issuetype", "type":
+		eq = strings.EqualFold(iss.IssueType, c.value)
 	case "key":
 		eq = iss.Key == c.value
 	default:
@@ -750,6 +806,8 @@ func (iss *Issue) matches(c clause) (bool, error) {
 }
 
 // run evaluates jql; reconcile names issue ids that search must see at once.
+// Other issues are seen as they were SearchLag ago: not at all when created
+// since, in their status of then when moved since.
 func (s *Server) run(jql string, reconcile []string) ([]*Issue, error) {
 	clauses, desc, err := parseJQL(jql)
 	if err != nil {
@@ -757,9 +815,22 @@ func (s *Server) run(jql string, reconcile []string) ([]*Issue, error) {
 	}
 	now := s.opts.Now()
 	var out []*Issue
-	for _, iss := range s.issues {
-		if now.Sub(iss.Created) < s.opts.SearchLag && !slices.Contains(reconcile, iss.ID) {
-			continue
+	for _, cur := range s.issues {
+		iss := cur
+		if s.opts.SearchLag > 0 && !slices.Contains(reconcile, cur.ID) {
+			if now.Sub(cur.Created) < s.opts.SearchLag {
+				continue
+			}
+			indexed := cur.history[0]
+			for _, h := range cur.history {
+				if now.Sub(h.at) >= s.opts.SearchLag {
+					indexed = h
+				}
+			}
+			view := cur.copy()
+			view.Status, view.StatusCategory = indexed.status, indexed.category
+			view.Resolution, view.Resolved = indexed.resolution, indexed.resolved
+			iss = &view
 		}
 		ok := true
 		for _, c := range clauses {

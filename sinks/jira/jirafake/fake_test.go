@@ -187,3 +187,156 @@ func TestDataCenter(t *testing.T) {
 		t.Fatalf("serverInfo: %d %v", code, v)
 	}
 }
+
+// TestWorkflow drives GET and POST /rest/api/2/issue/{key}/transitions in
+// both products' shapes: transitions per status, a screen that requires a
+// resolution, transitions the status does not offer, resolutiondate set and
+// cleared, and a search that lags behind a status change.
+func TestWorkflow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		flavor jirafake.Flavor
+		auth   string
+	}{{"cloud", jirafake.Cloud, cloudAuth}, {"datacenter", jirafake.DataCenter, "pat:secret-token"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			srv := jirafake.New(jirafake.Options{Flavor: tc.flavor, Now: c.Now, SearchLag: 10 * time.Second,
+				Workflows: map[string]jirafake.Workflow{"SEC": jirafake.ResolutionScreenWorkflow()}})
+			defer srv.Close()
+			createIssue(t, srv, tc.auth, "one") // OPS-1
+			transitions := func(key, query string) []map[string]any {
+				t.Helper()
+				code, _, v := do(t, srv, "GET", "/rest/api/2/issue/"+key+"/transitions"+query, tc.auth, "")
+				if code != 200 || v["expand"] != "transitions" {
+					t.Fatalf("transitions of %s: %d %v", key, code, v)
+				}
+				var out []map[string]any
+				for _, x := range v["transitions"].([]any) {
+					out = append(out, x.(map[string]any))
+				}
+				return out
+			}
+			names := func(ts []map[string]any) string {
+				var n []string
+				for _, x := range ts {
+					n = append(n, x["name"].(string)+"→"+x["to"].(map[string]any)["name"].(string))
+				}
+				return strings.Join(n, ",")
+			}
+
+			ts := transitions("OPS-1", "")
+			if got := names(ts); got != "Start Progress→In Progress,Done→Done" {
+				t.Fatalf("from To Do: %s", got)
+			}
+			done := ts[1]
+			if tc.flavor == jirafake.Cloud {
+				if done["hasScreen"] != false || done["isGlobal"] != false || done["isAvailable"] != true || done["opsbarSequence"] != nil {
+					t.Errorf("cloud shape %v", done)
+				}
+			} else if done["hasScreen"] != nil || done["opsbarSequence"] == nil {
+				t.Errorf("data center shape %v", done)
+			}
+			if done["fields"] != nil {
+				t.Errorf("fields without expand: %v", done)
+			}
+			if cat := done["to"].(map[string]any)["statusCategory"].(map[string]any); cat["key"] != "done" {
+				t.Errorf("to %v", done["to"])
+			}
+			if f := transitions("OPS-1", "?expand=transitions.fields")[1]["fields"]; f == nil || len(f.(map[string]any)) != 0 {
+				t.Errorf("expanded fields of a transition without a screen: %v", f)
+			}
+
+			// Reopen is not offered from To Do.
+			code, _, v := do(t, srv, "POST", "/rest/api/2/issue/OPS-1/transitions", tc.auth, `{"transition":{"id":"41"}}`)
+			msgs, _ := v["errorMessages"].([]any)
+			want := map[jirafake.Flavor]string{jirafake.Cloud: "Transition id '41' is not valid for this issue.",
+				jirafake.DataCenter: "It seems that you have tried to perform a workflow operation (Reopen) that is not valid for the current state of this issue (OPS-1)."}[tc.flavor]
+			if code != 400 || len(msgs) != 1 || !strings.HasPrefix(msgs[0].(string), want) {
+				t.Fatalf("reopen from To Do: %d %v", code, v)
+			}
+			// No screen: no fields.
+			code, _, v = do(t, srv, "POST", "/rest/api/2/issue/OPS-1/transitions", tc.auth, `{"transition":{"id":"31"},"fields":{"resolution":{"name":"Done"}}}`)
+			if errs, _ := v["errors"].(map[string]any); code != 400 || errs["resolution"] != "Field 'resolution' cannot be set. It is not on the appropriate screen, or unknown." {
+				t.Fatalf("resolution without a screen: %d %v", code, v)
+			}
+			c.Advance(20 * time.Second)
+			if code, _, _ := do(t, srv, "POST", "/rest/api/2/issue/OPS-1/transitions", tc.auth, `{"transition":{"id":"31"}}`); code != 204 {
+				t.Fatalf("done: %d", code)
+			}
+			iss, _ := srv.Issue("OPS-1")
+			if iss.Status != "Done" || iss.StatusCategory != "done" || iss.Resolution != "Done" || !iss.Resolved.Equal(c.Now()) {
+				t.Fatalf("after Done: %+v", iss)
+			}
+			_, _, v = do(t, srv, "GET", "/rest/api/2/issue/OPS-1?fields=status,resolutiondate", tc.auth, "")
+			f := v["fields"].(map[string]any)
+			if f["resolutiondate"] != "2026-01-01T00:00:20.000+0000" || f["resolution"].(map[string]any)["name"] != "Done" {
+				t.Errorf("issue fields %v", f)
+			}
+			if _, has := f["statuscategorychangedate"]; has != (tc.flavor == jirafake.Cloud) {
+				t.Errorf("statuscategorychangedate on %s: %v", tc.name, f)
+			}
+			// Search lags behind the move.
+			jql := url.QueryEscape(`project = OPS AND statusCategory != Done`)
+			path := map[jirafake.Flavor]string{jirafake.Cloud: "/rest/api/2/search/jql?jql=", jirafake.DataCenter: "/rest/api/2/search?jql="}[tc.flavor] + jql
+			if _, _, v := do(t, srv, "GET", path, tc.auth, ""); len(v["issues"].([]any)) != 1 {
+				t.Errorf("search right after Done: %v", v)
+			}
+			c.Advance(11 * time.Second)
+			if _, _, v := do(t, srv, "GET", path, tc.auth, ""); len(v["issues"].([]any)) != 0 {
+				t.Errorf("search once the lag passed: %v", v)
+			}
+			if got := names(transitions("OPS-1", "")); got != "Reopen→To Do" {
+				t.Fatalf("from Done: %s", got)
+			}
+			if code, _, _ := do(t, srv, "POST", "/rest/api/2/issue/OPS-1/transitions", tc.auth, `{"transition":{"id":"41"}}`); code != 204 {
+				t.Fatalf("reopen: %d", code)
+			}
+			if iss, _ := srv.Issue("OPS-1"); iss.Status != "To Do" || iss.Resolution != "" || !iss.Resolved.IsZero() {
+				t.Fatalf("after Reopen: %+v", iss)
+			}
+
+			// SEC's Done has a screen that requires a resolution.
+			body := `{"fields":{"project":{"key":"SEC"},"issuetype":{"name":"Bug"},"summary":"s"}}`
+			if code, _, v := do(t, srv, "POST", "/rest/api/2/issue", tc.auth, body); code != 201 || v["key"] != "SEC-1" {
+				t.Fatalf("create: %d %v", code, v)
+			}
+			sd := transitions("SEC-1", "?expand=transitions.fields")[1]
+			rf := sd["fields"].(map[string]any)["resolution"].(map[string]any)
+			if rf["required"] != true || len(rf["allowedValues"].([]any)) != 4 {
+				t.Fatalf("resolution field %v", rf)
+			}
+			if tc.flavor == jirafake.Cloud && (sd["hasScreen"] != true || rf["key"] != "resolution") {
+				t.Errorf("cloud screen %v", sd)
+			}
+			code, h, v := do(t, srv, "POST", "/rest/api/2/issue/SEC-1/transitions", tc.auth, `{"transition":{"id":"31"}}`)
+			if errs, _ := v["errors"].(map[string]any); code != 400 || h.Get("Content-Type") != "application/json;charset=UTF-8" || errs["resolution"] != "Resolution is required." {
+				t.Fatalf("no resolution: %d %v", code, v)
+			}
+			code, _, v = do(t, srv, "POST", "/rest/api/2/issue/SEC-1/transitions", tc.auth, `{"transition":{"id":"31"},"fields":{"resolution":{"name":"Fixed"}}}`)
+			if errs, _ := v["errors"].(map[string]any); code != 400 || errs["resolution"] == nil {
+				t.Fatalf("unknown resolution: %d %v", code, v)
+			}
+			if code, _, _ := do(t, srv, "POST", "/rest/api/2/issue/SEC-1/transitions", tc.auth, `{"transition":{"id":"31"},"fields":{"resolution":{"name":"Won't Do"}}}`); code != 204 {
+				t.Fatalf("with a resolution: %d", code)
+			}
+			if iss, _ := srv.Issue("SEC-1"); iss.Resolution != "Won't Do" {
+				t.Errorf("resolution %q", iss.Resolution)
+			}
+			for _, bad := range []string{`{}`, `{"transition":{}}`, `not json`} {
+				if code, _, _ := do(t, srv, "POST", "/rest/api/2/issue/SEC-1/transitions", tc.auth, bad); code != 400 {
+					t.Errorf("%s: %d", bad, code)
+				}
+			}
+			if code, _, _ := do(t, srv, "GET", "/rest/api/2/issue/NOPE-9/transitions", tc.auth, ""); code != 404 {
+				t.Errorf("transitions of a missing issue: %d", code)
+			}
+			if code, _, _ := do(t, srv, "GET", "/rest/api/2/issue/OPS-1/transitions", "bot@example.com:wrong", ""); code != 401 {
+				t.Errorf("wrong credentials: %d", code)
+			}
+			got := srv.Transitions()
+			if len(got) != 3 || got[0] != (jirafake.Transitioned{Key: "OPS-1", Name: "Done", From: "To Do", To: "Done", Resolution: "Done"}) {
+				t.Errorf("transitions %+v", got)
+			}
+		})
+	}
+}
