@@ -34,7 +34,9 @@ Usage:
   bridge bench --url URL --vendor V [--secret S] [-n N] [-c C] [--rate R] [PAYLOAD.json]
   bridge jira check -c FILE [--sink NAME]
   bridge slack check -c FILE [--sink NAME]
-  bridge version
+  bridge version                              the version, VCS revision and Go version
+  bridge schema                               the config file's JSON Schema (docs/bridge.schema.json)
+  bridge healthcheck [--url URL]              GET URL (default http://127.0.0.1:8080/healthz), exit 0 on 200
 
 The config file defaults to $BRIDGE_CONFIG, then bridge.yaml.
 `
@@ -59,10 +61,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"bench":      cmdBench,
 		"jira":       cmdJira,
 		"slack":      cmdSlack,
-		"version": func(_ []string, stdout, _ io.Writer) int {
-			fmt.Fprintln(stdout, "bridge", version)
-			return 0
-		},
+
+		// What the binary is, and what deployments ask of it.
+		"version":     cmdVersion,
+		"schema":      cmdSchema,
+		"healthcheck": cmdHealthcheck,
 	}
 	switch args[0] {
 	case "-h", "--help", "help":

@@ -103,6 +103,7 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 		return err
 	}
 	metrics := bridge.NewMetrics(nil)
+	metrics.SetBuildInfo(bridge.ReadBuildInfo(version))
 	if !l.cfg.Store.IsPostgres() {
 		unlock, err := sqlite.LockServe(l.cfg.Store.Path)
 		if err != nil {
