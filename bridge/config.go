@@ -20,6 +20,7 @@ type Config struct {
 	Sources []SourceConfig `yaml:"sources"`
 	Sinks   []SinkEntry    `yaml:"sinks"`
 	Rules   []RuleConfig   `yaml:"rules"`
+	Console *ConsoleConfig `yaml:"console"` // nil: no console
 
 	File    string `yaml:"-"` // the file it was loaded from
 	BaseDir string `yaml:"-"` // the file's directory: relative paths start here
@@ -41,6 +42,14 @@ type StoreConfig struct {
 	Retention Duration `yaml:"retention"`
 	Sync      string   `yaml:"sync"`  // SQLite only: full or normal
 	Lease     Duration `yaml:"lease"` // PostgreSQL only: how long a replica's claim on a delivery lasts unrenewed
+}
+
+// ConsoleConfig is the `console:` section (SPEC 10): the web console's own
+// listener and its users. Users maps a user name to the bcrypt hash of its
+// password (`bridge hash-password`); hashes are Secrets, so they never print.
+type ConsoleConfig struct {
+	Listen string            `yaml:"listen"`
+	Users  map[string]Secret `yaml:"users"`
 }
 
 // IsPostgres reports whether the store is PostgreSQL.

@@ -490,6 +490,7 @@ func (l *loader) validate(cfg *Config, doc *yaml.Node) {
 	}
 	l.validateStore(&cfg.Store, mapValue(doc, "store"))
 	cfg.Store.Path = ResolvePath(cfg.BaseDir, cfg.Store.Path)
+	l.validateConsole(cfg, mapValue(doc, "console"))
 
 	srcNodes := seqItems(mapValue(doc, "sources"))
 	seen := map[string]int{}

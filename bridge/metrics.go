@@ -35,6 +35,7 @@ type Metrics struct {
 	LeaseTakeovers   *prometheus.CounterVec // claims this process took over from another whose lease ran out
 
 	pending *pendingCollector
+	reload  reloadState // the last (re)load, for the console
 }
 
 // SetSinks names the configured sinks, so bridge_delivery_pending reads 0

@@ -35,6 +35,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	rt      atomic.Pointer[Runtime]
+	recent  *WebhookStats // bridge_webhooks_total by the hour, for the console
 
 	mu       sync.Mutex
 	limiters map[string]*sourceLimiter
@@ -105,8 +106,15 @@ type sourceLimiter struct {
 // NewServer returns a server over store. SetRuntime must be called before
 // it answers webhooks.
 func NewServer(store Store, metrics *Metrics, log *slog.Logger) *Server {
-	return &Server{store: store, metrics: metrics, log: log, now: time.Now, limiters: map[string]*sourceLimiter{}, readyTTL: time.Second}
+	return &Server{store: store, metrics: metrics, log: log, now: time.Now, limiters: map[string]*sourceLimiter{}, readyTTL: time.Second, recent: NewWebhookStats()}
 }
+
+// Runtime returns the config being served: the one SetRuntime swapped in
+// last, or nil before the first.
+func (s *Server) Runtime() *Runtime { return s.rt.Load() }
+
+// WebhookStats returns this process's webhook counts by the hour.
+func (s *Server) WebhookStats() *WebhookStats { return s.recent }
 
 // SetRuntime swaps in a newly loaded config.
 func (s *Server) SetRuntime(rt *Runtime) {
@@ -201,7 +209,10 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	// Attributes are given per call: a child logger per request would cost
 	// on the hot path even with debug logging off.
 	log := requestLog{s.log, name, r.RemoteAddr}
-	outcome := func(o string) { s.metrics.Webhooks.WithLabelValues(name, o).Inc() }
+	outcome := func(o string) {
+		s.metrics.Webhooks.WithLabelValues(name, o).Inc()
+		s.recent.Add(name, o, s.now())
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "use POST")

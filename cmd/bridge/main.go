@@ -27,6 +27,7 @@ Usage:
   bridge events -c FILE [--source S] [--limit N] [--json]
   bridge deliveries -c FILE [--status S] [--event ID] [--limit N] [--json]
   bridge replay -c FILE (DELIVERY_ID... | --failed)
+  bridge hash-password [--cost N]             read a console password (terminal or stdin), print its bcrypt hash
   bridge migrate -c FILE                      create or upgrade the PostgreSQL store's schema
   bridge store import -c FILE SQLITE_PATH     copy an SQLite store into the PostgreSQL store
                                               (stop the serve that uses SQLITE_PATH first)
@@ -66,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"version":     cmdVersion,
 		"schema":      cmdSchema,
 		"healthcheck": cmdHealthcheck,
+
+		// The console's users (console.users).
+		"hash-password": cmdHashPassword,
 	}
 	switch args[0] {
 	case "-h", "--help", "help":

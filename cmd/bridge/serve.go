@@ -132,8 +132,7 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 	metrics.SetSinks(sinkNames(l.cfg))
 	a.server = bridge.NewServer(store, metrics, log)
 	a.server.SetRuntime(l.rt)
-	metrics.ReloadSuccess.Set(1)
-	metrics.ReloadTime.SetToCurrentTime()
+	metrics.Reloaded(time.Now(), nil)
 
 	srv := &http.Server{
 		Handler:           a.server.Handler(),
@@ -164,6 +163,13 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	con, conErr, err := a.startConsole(l.cfg)
+	if err != nil {
+		srv.Close()
+		a.pipeline.Shutdown(context.Background())
+		store.Close()
+		return err
+	}
 	log.Info("bridge serving", "version", version, "addr", scheme+"://"+ln.Addr().String(), "config", path,
 		"sources", len(l.cfg.Sources), "sinks", len(l.cfg.Sinks), "rules", len(l.cfg.Rules), "dry_run", dryRun)
 
@@ -178,12 +184,19 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 		log.Info("shutting down: no new webhooks; letting sends in flight finish", "grace", shutdownGrace)
 	case err := <-serveErr:
 		runErr = fmt.Errorf("bridge: serve: %w", err)
+	case err := <-conErr:
+		runErr = fmt.Errorf("bridge: console: %w", err)
 	}
 	stopBG()
 	shCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
+	}
+	if con != nil {
+		if err := con.Shutdown(shCtx); err != nil {
+			log.Warn("console shutdown", "err", err)
+		}
 	}
 	a.pipeline.Shutdown(shCtx)
 	store.Close()
@@ -229,7 +242,7 @@ func (a *app) buildSinks(cfg *bridge.Config) ([]bridge.SinkSpec, error) {
 // validate is refused and the running one stays.
 func (a *app) reload(reason string) {
 	refuse := func(err error) {
-		a.metrics.ReloadSuccess.Set(0)
+		a.metrics.Reloaded(time.Now(), err)
 		a.log.Error("config reload refused; the running config stays", "reason", reason, "problems", err.Error())
 	}
 	l, err := loadConfig(a.path)
@@ -251,9 +264,11 @@ func (a *app) reload(reason string) {
 	if !reflect.DeepEqual(a.current.Server, l.cfg.Server) || !reflect.DeepEqual(a.current.Store, l.cfg.Store) {
 		a.log.Warn("server and store settings changed; they take effect at the next restart")
 	}
+	if !reflect.DeepEqual(a.current.Console, l.cfg.Console) {
+		a.log.Warn("console settings changed; they take effect at the next restart")
+	}
 	a.current = l.cfg
-	a.metrics.ReloadSuccess.Set(1)
-	a.metrics.ReloadTime.SetToCurrentTime()
+	a.metrics.Reloaded(time.Now(), nil)
 	a.log.Info("config reloaded", "reason", reason, "sources", len(l.cfg.Sources), "sinks", len(l.cfg.Sinks), "rules", len(l.cfg.Rules))
 }
 
@@ -326,6 +341,9 @@ const examplePrefix = "example-"
 // source still uses an example secret: the example config works out of the
 // box on 127.0.0.1 and cannot silently become a real deployment.
 func refuseExampleSecrets(cfg *bridge.Config) error {
+	if err := refuseExampleConsole(cfg); err != nil {
+		return err
+	}
 	host, _, err := net.SplitHostPort(cfg.Server.Listen)
 	if err != nil {
 		return nil // validated elsewhere; net.Listen will say what is wrong

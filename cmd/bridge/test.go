@@ -38,11 +38,15 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, "test: %v", err)
 		}
-		ev, err := normalize(*source, payload)
+		src, ok := l.rt.Sources[*source]
+		if !ok {
+			return fail(stderr, "test: %s: no source %q in %s", pos[0], *source, f.config)
+		}
+		ev, verdicts, err := rules.Try(l.rules, src, payload, time.Now().UTC())
 		if err != nil {
 			return fail(stderr, "test: %s: %v", pos[0], err)
 		}
-		return explain(stdout, l.rules, ev)
+		return explain(stdout, ev, verdicts)
 	}
 	tests, err := rules.LoadTests(pos[0])
 	if err != nil {
@@ -56,11 +60,12 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// explain prints the event, each rule's verdict and every rendered action.
-func explain(w io.Writer, set *rules.Set, ev *bridge.Event) int {
+// explain prints the event, each rule's verdict and every rendered action
+// (rules.Try's findings).
+func explain(w io.Writer, ev *bridge.Event, verdicts []rules.Verdict) int {
 	b, _ := json.MarshalIndent(ev, "", "  ")
 	fmt.Fprintf(w, "Event:\n%s\n\nRules:\n", b)
-	for _, v := range set.Explain(ev) {
+	for _, v := range verdicts {
 		switch {
 		case v.Err != nil:
 			fmt.Fprintf(w, "  %-40s error (counts as not matching): %v\n", v.Rule, v.Err)
