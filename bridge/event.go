@@ -87,18 +87,48 @@ type eventJSON struct {
 	Data     map[string]any `json:"data"`
 }
 
-// MarshalJSON encodes the event as the SPEC's JSON object, times in RFC 3339.
+// MarshalJSON encodes the event as the SPEC's JSON object, times in RFC 3339:
+// the bytes json.Marshal gives for an eventJSON, written without
+// reflection (see appendJSONValue), as the file and SIEM sinks encode
+// every event they deliver.
 func (e Event) MarshalJSON() ([]byte, error) {
-	data := e.Data
-	if data == nil {
-		data = map[string]any{}
+	return e.AppendJSON(make([]byte, 0, 256+len(e.Title)+len(e.Subject)+len(e.ID)))
+}
+
+// AppendJSON appends what MarshalJSON returns to b: a sink writing many
+// events into one buffer encodes each in place. On an error b is returned
+// as it was.
+func (e Event) AppendJSON(b []byte) ([]byte, error) {
+	start := len(b)
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, e.ID)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, e.Source)
+	b = append(b, `,"vendor":`...)
+	b = appendJSONString(b, e.Vendor)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano) // digits and -:.TZ only: nothing to escape
+	b = append(b, `","received":"`...)
+	b = e.Received.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","severity":`...)
+	b = appendJSONString(b, e.Severity)
+	b = append(b, `,"title":`...)
+	b = appendJSONString(b, e.Title)
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, e.Subject)
+	b = append(b, `,"data":`...)
+	if e.Data == nil {
+		b = append(b, "{}"...)
+	} else {
+		out, err := appendJSONObject(b, e.Data)
+		if err != nil {
+			return b[:start], err
+		}
+		b = out
 	}
-	return json.Marshal(eventJSON{
-		ID: e.ID, Source: e.Source, Vendor: e.Vendor, Type: e.Type,
-		Time:     e.Time.UTC().Format(time.RFC3339Nano),
-		Received: e.Received.UTC().Format(time.RFC3339Nano),
-		Severity: e.Severity, Title: e.Title, Subject: e.Subject, Data: data,
-	})
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON decodes the SPEC's JSON object, as MarshalJSON writes it.

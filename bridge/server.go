@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -219,7 +218,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := rt.Config.Server.MaxBodyBytes
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -233,7 +232,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "cannot read body")
 		return
 	}
-	if err := src.Verify(r.Header, r.URL.Query(), body); err != nil {
+	if err := src.Verify(r.Header, queryOf(r), body); err != nil {
 		outcome(OutcomeUnauthorized)
 		log.Warn("webhook unauthorized")
 		writeError(w, http.StatusUnauthorized, ErrUnauthorized.Error())
@@ -279,7 +278,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		outcome(OutcomeDuplicate)
 		log.Debug("webhook duplicate", "event", ev.ID, "type", ev.Type)
-		writeJSON(w, http.StatusOK, ack{ID: ev.ID, Status: "duplicate"})
+		writeAck(w, ev.ID, "duplicate")
 		return
 	}
 	outcome(OutcomeAccepted)
@@ -299,7 +298,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	log.Debug("webhook accepted", "event", ev.ID, "type", ev.Type, "matched", len(eval.Matched))
-	writeJSON(w, http.StatusOK, ack{ID: ev.ID, Status: "accepted"})
+	writeAck(w, ev.ID, "accepted")
 }
 
 // allow applies the source's rate limit; when refused it says how long to wait.
@@ -345,13 +344,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-// ack is the answer to a stored webhook. A struct, not a map: this is
-// written for every event, and encoding/json caches a struct's encoder.
-type ack struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -214,9 +214,32 @@ type sender struct {
 }
 
 // body returns event i's payload, with its own id.
-func (s *sender) body(i int) []byte {
-	id := fmt.Sprintf("bench-%s-%07d", s.runID, i+1)
-	return bytes.Join(s.tmpl, []byte(id))
+func (s *sender) body(i int) []byte { return eventBody(s.tmpl, s.runID, i) }
+
+// eventBody is event i of a run: the template with the run's i-th id.
+func eventBody(tmpl [][]byte, runID string, i int) []byte {
+	id := fmt.Sprintf("bench-%s-%07d", runID, i+1)
+	return bytes.Join(tmpl, []byte(id))
+}
+
+// Bodies returns the first n payloads a Run with this payload and vendor
+// would send (see Options.Payload; nil: the vendor's default event), their
+// ids made unique by a new run id, for load tools other than Run: the wrk
+// load of scripts/bench-ingest.sh posts the same events as `bridge bench`.
+func Bodies(payload []byte, vendor string, n int) ([][]byte, error) {
+	tmpl, err := newTemplate(payload, vendor, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	runID, err := newRunID()
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = eventBody(tmpl, runID, i)
+	}
+	return out, nil
 }
 
 // post sends event i; its latency counts from since.

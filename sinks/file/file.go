@@ -76,13 +76,11 @@ func (s *Sink) SendBatch(ctx context.Context, ds []*bridge.Delivery) []error {
 	var buf []byte
 	written := 0
 	for i, d := range ds {
-		line, err := encode(d)
-		if err != nil {
+		var err error
+		if buf, err = appendLine(buf, d); err != nil {
 			errs[i] = err
 			continue
 		}
-		buf = append(buf, line...)
-		buf = append(buf, '\n')
 		written++
 	}
 	if written == 0 {
@@ -241,22 +239,37 @@ func syncDir(dir string) error {
 }
 
 // encode returns the JSON object of one delivery's event.
-func encode(d *bridge.Delivery) ([]byte, error) {
+func encode(d *bridge.Delivery) ([]byte, error) { return appendEvent(nil, d) }
+
+// appendLine appends the line of one delivery: its event's JSON object and
+// a newline. On an error buf is returned as it was.
+func appendLine(buf []byte, d *bridge.Delivery) ([]byte, error) {
+	out, err := appendEvent(buf, d)
+	if err != nil {
+		return buf, err
+	}
+	return append(out, '\n'), nil
+}
+
+// appendEvent appends the JSON object of one delivery's event to buf, in
+// place (what json.Marshal(d.Event) gives, without its second pass or a
+// copy per line).
+func appendEvent(buf []byte, d *bridge.Delivery) ([]byte, error) {
 	if d == nil || d.Event == nil {
-		return nil, bridge.Permanent(errors.New("file: delivery has no event"))
+		return buf, bridge.Permanent(errors.New("file: delivery has no event"))
 	}
 	var a Action
 	if err := d.DecodeAction(&a); err != nil {
-		return nil, fmt.Errorf("file: action: %w", err)
+		return buf, fmt.Errorf("file: action: %w", err)
 	}
 	if a.Format != "" && a.Format != FormatJSON {
-		return nil, bridge.Permanent(fmt.Errorf("file: format %q is not supported (only json)", a.Format))
+		return buf, bridge.Permanent(fmt.Errorf("file: format %q is not supported (only json)", a.Format))
 	}
-	b, err := d.Event.MarshalJSON() // what json.Marshal(d.Event) gives, without its second pass
+	out, err := d.Event.AppendJSON(buf)
 	if err != nil {
-		return nil, bridge.Permanent(fmt.Errorf("file: encode event %s: %w", d.Event.ID, err))
+		return buf, bridge.Permanent(fmt.Errorf("file: encode event %s: %w", d.Event.ID, err))
 	}
-	return b, nil
+	return out, nil
 }
 
 // DryRun returns the line Send would append, and where.

@@ -3,6 +3,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -59,12 +61,17 @@ type Store struct {
 
 	locksMu sync.Mutex
 	locks   map[string]*bridge.KeyLocks // SinkLocks, by sink name
+
+	fresh *freshCache // new deliveries, for Claim to take without a read
 }
 
 type writeOp struct {
 	fn    func(tx *sql.Tx, w *writerStmts) error
 	sinks []string // sinks that get new due deliveries from this op; fn may set it
 	done  chan error
+	// fresh are the pending deliveries the op stored, for s.fresh once
+	// committed; fn sets it.
+	fresh []*freshDelivery
 	// lazy ops are answered once committed, without waiting for the disk
 	// sync: losing one to a power cut only repeats work (a delivery
 	// outcome: the delivery is attempted again, as at-least-once allows).
@@ -153,7 +160,7 @@ func Open(cfg bridge.StoreConfig) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(4)
 	s := &Store{path: cfg.Path, wdb: wdb, rdb: rdb, ops: make(chan *writeOp, 1024), quit: make(chan struct{}), done: make(chan struct{}),
-		walSync: cfg.Sync != "normal", synced: make(chan syncBatch), syncerD: make(chan struct{})}
+		walSync: cfg.Sync != "normal", synced: make(chan syncBatch), syncerD: make(chan struct{}), fresh: newFreshCache()}
 	if s.stmts.insertEvent, err = wdb.Prepare(`INSERT INTO events (source, id, vendor, type, time, received, severity, title, subject, raw)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`); err != nil {
 		s.closeDBs()
@@ -169,18 +176,18 @@ func Open(cfg bridge.StoreConfig) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if s.dueStmt, err = rdb.Prepare(`SELECT id, next_at FROM deliveries
-		WHERE sink = ? AND status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`); err != nil {
-		s.closeDBs()
-		return nil, fmt.Errorf("store: prepare: %w", err)
-	}
-	if s.loadStmt, err = rdb.Prepare(`SELECT ` + deliveryCols + `, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw
-		FROM deliveries d JOIN events e ON e.seq = d.event_seq
-		WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id`); err != nil {
+	if s.dueStmt, err = rdb.Prepare(`SELECT id, next_at FROM deliveries INDEXED BY deliveries_due
+		WHERE sink = ? AND status = 'pending' ORDER BY next_at, id LIMIT ?`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
 	if s.nextStmt, err = rdb.Prepare(`SELECT MIN(next_at) FROM deliveries WHERE sink = ? AND status = 'pending' AND next_at > ?`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.loadStmt, err = rdb.Prepare(`SELECT ` + dueCols + `
+		FROM deliveries d JOIN events e ON e.seq = d.event_seq
+		WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_at <= ?`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -229,19 +236,38 @@ func (s *Store) writer() {
 				}
 			}
 		}
-		batch = append(batch[:0], first)
-	fill:
+		batch = s.fill(append(batch[:0], first))
+		s.commit(batch)
+	}
+}
+
+// fill adds to batch whatever is queued. When that leaves the batch
+// small, it first lets every goroutine that is ready run (the webhook
+// handlers whose events are on their way to the queue) and looks again,
+// once: a commit costs about as much for one event as for a dozen (the
+// same index pages are written either way), so a busy bridge on few cores
+// shares commits instead of making one per event, and an idle one pays a
+// yield that returns at once.
+func (s *Store) fill(batch []*writeOp) []*writeOp {
+	for yielded := false; ; yielded = true {
+	drain:
 		for len(batch) < maxBatch {
 			select {
 			case op := <-s.ops:
 				batch = append(batch, op)
 			default:
-				break fill
+				break drain
 			}
 		}
-		s.commit(batch)
+		if yielded || len(batch) >= smallBatch {
+			return batch
+		}
+		runtime.Gosched()
 	}
 }
+
+// smallBatch is the batch size below which fill waits a moment for more.
+const smallBatch = 16
 
 // commit runs a batch in one transaction. Should any op fail, the whole
 // transaction is rolled back and each op runs again alone, so one failing op
@@ -261,6 +287,11 @@ func (s *Store) commit(batch []*writeOp) {
 		s.writeFailed(gen, err)
 		batch[0].done <- err
 		return
+	}
+	for _, op := range batch {
+		if len(op.fresh) > 0 {
+			s.fresh.add(op.fresh)
+		}
 	}
 	// The syncer acknowledges what must be durable; batch is reused by the
 	// writer, so it gets a copy.
@@ -473,7 +504,7 @@ func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planne
 	op.fn = func(tx *sql.Tx, w *writerStmts) error {
 		// The op runs again alone if its batch failed. A duplicate wakes no
 		// sink.
-		duplicate, op.sinks = false, nil
+		duplicate, op.sinks, op.fresh = false, nil, nil
 		res, err := w.insertEvent.Exec(ev.Source, ev.ID, ev.Vendor, ev.Type, ev.Time.UnixNano(), ev.Received.UnixNano(),
 			ev.Severity, ev.Title, ev.Subject, raw)
 		if err != nil {
@@ -492,14 +523,27 @@ func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planne
 			return fmt.Errorf("store: insert event: %w", err)
 		}
 		now := ev.Received.UnixNano()
+		var stored *freshEvent // ev as Claim reads it, shared by its deliveries
 		for _, p := range planned {
 			status, lastErr := bridge.StatusPending, ""
 			if p.Err != nil {
 				status, lastErr = bridge.StatusFailed, p.Err.Error()
 			}
-			if _, err := w.insertDelivery.Exec(seq, p.Rule, p.Index, p.Sink, []byte(p.Action), status, now, now, now, now, lastErr); err != nil {
+			res, err := w.insertDelivery.Exec(seq, p.Rule, p.Index, p.Sink, []byte(p.Action), status, now, now, now, now, lastErr)
+			if err != nil {
 				return fmt.Errorf("store: insert delivery: %w", err)
 			}
+			if p.Err != nil {
+				continue
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("store: insert delivery: %w", err)
+			}
+			if stored == nil {
+				stored = newFreshEvent(ev, raw)
+			}
+			op.fresh = append(op.fresh, newFresh(id, stored, p, now))
 		}
 		op.sinks = sinks
 		return nil
@@ -711,19 +755,28 @@ func (s *Store) PendingCounts(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-// scanDue reads a delivery's columns followed by its event's, and the
-// event's raw body.
-func scanDue(r scanner) (*bridge.DeliveryRecord, *bridge.Event, []byte, error) {
-	var d bridge.DeliveryRecord
+// dueCols are what Claim reads of a delivery and its event. Each column
+// costs a conversion and a copy per row, so none is read twice (the
+// event's id and source are the delivery's) or read at all when known (the
+// status: Claim reads only pending deliveries).
+const dueCols = `d.id, e.id, e.source, d.rule, d.sink, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start,
+	e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw`
+
+// scanDue reads dueCols. raw is the event's raw body, valid until the next
+// row is read.
+func scanDue(r scanner) (*bridge.DeliveryRecord, *bridge.Event, sql.RawBytes, error) {
+	d := bridge.DeliveryRecord{Status: bridge.StatusPending}
 	var ev bridge.Event
 	var c, n, u, w, t, rc int64
-	var action, raw []byte
-	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w,
-		&ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
+	var action []byte
+	var raw sql.RawBytes
+	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w,
+		&ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
 		return nil, nil, nil, err
 	}
 	d.Created, d.NextAt, d.Updated, d.WindowStart = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
 	d.Action = action
+	ev.ID, ev.Source = d.EventID, d.Source
 	ev.Time, ev.Received = time.Unix(0, t).UTC(), time.Unix(0, rc).UTC()
 	return &d, &ev, raw, nil
 }
@@ -731,22 +784,32 @@ func scanDue(r scanner) (*bridge.DeliveryRecord, *bridge.Event, []byte, error) {
 // Due returns the ids of up to limit pending deliveries of sink that are
 // due at now, oldest due first, skipping the ids in skip (already in
 // flight), and when the oldest of them became due. It also returns when the
-// next not-yet-due delivery is due. It reads only the due index: the
-// scheduler decides from the ids whether to send now, and Load reads the
-// deliveries it sends, so deliveries in flight or left to grow a batch are
-// not read again and again.
+// next not-yet-due delivery is due. It reads only the due index, and in
+// one query as a rule: the pending deliveries in due order, the due ones
+// first, then the first not due yet, which gives nextAt. The scheduler
+// decides from the ids whether to send now, and Claim reads the deliveries
+// it sends, so deliveries in flight or left to grow a batch are not read
+// again and again.
 func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, skip map[int64]bool) (ids []int64, oldest, nextAt time.Time, err error) {
-	rows, err := s.dueStmt.QueryContext(ctx, sink, now.UnixNano(), limit+len(skip))
+	n := limit + len(skip) + 1 // the due ones wanted, those skipped, and one not due yet
+	rows, err := s.dueStmt.QueryContext(ctx, sink, n)
 	if err != nil {
 		return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
 	}
-	for rows.Next() && len(ids) < limit {
+	defer rows.Close()
+	cut := now.UnixNano()
+	read := 0
+	for rows.Next() {
+		read++
 		var id, at int64
 		if err := rows.Scan(&id, &at); err != nil {
-			rows.Close()
 			return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
 		}
-		if skip[id] {
+		if at > cut {
+			nextAt = time.Unix(0, at)
+			break
+		}
+		if skip[id] || len(ids) == limit {
 			continue
 		}
 		if len(ids) == 0 {
@@ -754,16 +817,19 @@ func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, 
 		}
 		ids = append(ids, id)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
 	}
-	var next sql.NullInt64
-	if err := s.nextStmt.QueryRowContext(ctx, sink, now.UnixNano()).Scan(&next); err != nil {
-		return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
-	}
-	if next.Valid {
-		nextAt = time.Unix(0, next.Int64)
+	rows.Close()
+	if nextAt.IsZero() && read == n {
+		// More are due than were read: the next not due yet is further on.
+		var next sql.NullInt64
+		if err := s.nextStmt.QueryRowContext(ctx, sink, cut).Scan(&next); err != nil {
+			return nil, time.Time{}, time.Time{}, fmt.Errorf("store: due deliveries: %w", err)
+		}
+		if next.Valid {
+			nextAt = time.Unix(0, next.Int64)
+		}
 	}
 	return ids, oldest, nextAt, nil
 }
@@ -773,28 +839,54 @@ func (s *Store) Due(ctx context.Context, sink string, now time.Time, limit int, 
 // left out. One process uses the database, and its pipeline keeps what it
 // has in flight, so a claim needs no lease here.
 func (s *Store) Claim(ctx context.Context, ids []int64, now time.Time) ([]*bridge.Delivery, []*bridge.DeliveryRecord, error) {
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+	type claimed struct {
+		d   *bridge.Delivery
+		rec *bridge.DeliveryRecord
 	}
-	rows, err := s.loadStmt.QueryContext(ctx, string(list), now.UnixNano())
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+	hits, misses := s.fresh.take(ids, now)
+	got := make([]claimed, 0, len(ids))
+	for _, fd := range hits {
+		d, rec := fd.claimed()
+		got = append(got, claimed{d, rec})
 	}
-	defer rows.Close()
-	ds := make([]*bridge.Delivery, 0, len(ids))
-	recs := make([]*bridge.DeliveryRecord, 0, len(ids))
-	for rows.Next() {
-		d, ev, raw, err := scanDue(rows)
+	if len(misses) > 0 {
+		list, err := json.Marshal(misses)
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
 		}
-		ev.Data = bridge.StoredData(raw)
-		recs = append(recs, d)
-		ds = append(ds, &bridge.Delivery{ID: d.ID, Event: ev, Rule: d.Rule, Sink: d.Sink, Action: d.Action, Attempt: d.Attempts + 1})
+		rows, err := s.loadStmt.QueryContext(ctx, string(list), now.UnixNano())
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, ev, raw, err := scanDue(rows)
+			if err != nil {
+				return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+			}
+			ev.Data = bridge.StoredData(raw)
+			got = append(got, claimed{&bridge.Delivery{ID: d.ID, Event: ev, Rule: d.Rule, Sink: d.Sink, Action: d.Action, Attempt: d.Attempts + 1}, d})
+		}
+		if err := rows.Err(); err != nil {
+			return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store: load deliveries: %w", err)
+	// Sorted here rather than by the query (ORDER BY), which would copy
+	// every row, raw body included, through a sorter; ids from Due come in
+	// due order already, so this is mostly a check.
+	byDue := func(a, b claimed) int {
+		if c := a.rec.NextAt.Compare(b.rec.NextAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.rec.ID, b.rec.ID)
+	}
+	if !slices.IsSortedFunc(got, byDue) {
+		slices.SortFunc(got, byDue)
+	}
+	ds := make([]*bridge.Delivery, len(got))
+	recs := make([]*bridge.DeliveryRecord, len(got))
+	for i, c := range got {
+		ds[i], recs[i] = c.d, c.rec
 	}
 	return ds, recs, nil
 }
@@ -802,6 +894,7 @@ func (s *Store) Claim(ctx context.Context, ids []int64, now time.Time) ([]*bridg
 // Record stores the outcomes of attempts, in one commit. It does not wait
 // for the disk sync: an outcome lost to a power cut means one more attempt.
 func (s *Store) Record(ctx context.Context, outs []bridge.Outcome) error {
+	s.fresh.forget(outs) // claimed already, as a rule: then they are not kept
 	return s.writeLazy(ctx, func(tx *sql.Tx, w *writerStmts) error {
 		for _, o := range outs {
 			_, err := w.record.Exec(o.Status, o.Result, o.Result, o.Error, o.NextAt.UnixNano(), o.At.UnixNano(), o.ID)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -71,30 +70,6 @@ func TestWriteRacingClose(t *testing.T) {
 			t.Fatalf("round %d: a write racing Close never returned", round)
 		}
 	}
-}
-
-// BenchmarkIngest measures stored events per second through group commit
-// with every commit synced (sync: full).
-func BenchmarkIngest(b *testing.B) {
-	s := openTestStore(b, "full")
-	raw := []byte(`{"id":"x","type":"alert.triggered","data":{"alert_id":"a","details":"` + string(make([]byte, 0)) + `"}}`)
-	planned := []bridge.Planned{{Rule: "r", Sink: "out", Action: json.RawMessage(`{"text":"x"}`)}}
-	now := time.Now()
-	var i int64
-	var mu sync.Mutex
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			mu.Lock()
-			i++
-			id := fmt.Sprintf("e%d", i)
-			mu.Unlock()
-			if _, err := s.Ingest(context.Background(), testEvent("src", id, now), raw, planned); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 // TestLastWriteError fills the database (a low max_page_count makes SQLite
