@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -24,6 +26,11 @@ type Config struct {
 
 	File    string `yaml:"-"` // the file it was loaded from
 	BaseDir string `yaml:"-"` // the file's directory: relative paths start here
+	// SinksUnread is set when the file has no sinks section that could be
+	// read (none, a misspelt one, or not a list). Load has then said so
+	// once; the rules' sink names cannot be checked, and are not reported
+	// one by one as unknown.
+	SinksUnread bool `yaml:"-"`
 }
 
 // ServerConfig is the `server:` section.
@@ -143,7 +150,16 @@ type RuleConfig struct {
 	Line     int `yaml:"-"` // the rule's first line
 	WhenLine int `yaml:"-"` // the line of its when:
 	WhenCol  int `yaml:"-"` // the column where the expression starts
+
+	// unread are the rule's keys whose values Load could not read (and
+	// reported): when: [x], actions: 5.
+	unread []string
 }
+
+// Unread reports whether Load could not read the value of the rule's key
+// (a list for when, a number for actions) and said so: a check of that key
+// would only report the same mistake again ("when is required").
+func (r RuleConfig) Unread(key string) bool { return contains(r.unread, key) }
 
 // ActionConfig is one action of a rule as written: the sink it goes to and
 // its fields, kept as YAML for package rules to check and compile.
@@ -151,6 +167,9 @@ type ActionConfig struct {
 	Sink string     `yaml:"sink"`
 	Node *yaml.Node `yaml:"-"` // the whole action mapping, `sink` included
 	Line int        `yaml:"-"`
+	// FromEnv reports whether the value at a line of the file came from a
+	// ${VAR}, so that messages about it do not quote it; nil: none did.
+	FromEnv func(line int) bool `yaml:"-"`
 }
 
 // Default values, in one place.
@@ -168,8 +187,8 @@ const (
 	DefaultRetryMaxAge  = 24 * time.Hour
 )
 
-// Duration is a time.Duration written in YAML as Go duration text ("10s",
-// "24h") or a number of seconds.
+// Duration is a time.Duration written in YAML as duration text ("10s",
+// "24h", "30d", "1w2d") or a number of seconds.
 type Duration time.Duration
 
 // D returns the duration as a time.Duration.
@@ -178,29 +197,98 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // String formats the duration as Go does.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// UnmarshalYAML reads "10s" or a number of seconds.
+// durationHint says what a duration looks like, for the messages that
+// refuse one.
+const durationHint = "like 500ms, 10s, 5m, 24h, 30d or 1w, or a number of seconds"
+
+// UnmarshalYAML reads duration text or a number of seconds. The error names
+// no key: the loader puts the key's path in front of it.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	// A *yaml.TypeError lets the decoder go on and report every problem.
 	bad := func(msg string) error {
 		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
 	}
 	if n.Kind != yaml.ScalarNode {
-		return bad("a duration must be text like 10s, 5m or 24h")
+		return bad("must be a duration " + durationHint + ", got " + kindName(n))
 	}
 	if n.Tag == "!!int" || n.Tag == "!!float" {
 		var s float64
-		if err := n.Decode(&s); err != nil || s < 0 {
-			return bad(fmt.Sprintf("%q is not a duration (use text like 10s, 5m or 24h)", n.Value))
+		if err := n.Decode(&s); err != nil || s < 0 || math.IsNaN(s) || s*float64(time.Second) > math.MaxInt64 {
+			return bad(fmt.Sprintf("%q is not a duration (%s)", n.Value, durationHint))
 		}
 		*d = Duration(s * float64(time.Second))
 		return nil
 	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return bad(fmt.Sprintf("%q is not a duration (use text like 10s, 5m or 24h)", n.Value))
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return bad(fmt.Sprintf("%q is not a duration (%s)", n.Value, durationHint))
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// durationPart is one number and unit of duration text.
+var durationPart = regexp.MustCompile(`^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d|w)`)
+
+// ParseDuration reads duration text as time.ParseDuration does, with two
+// more units, as Prometheus has them: d (24h) and w (7d), so that 30d and
+// 1w2d3h are durations. A leading + is allowed; negative durations are not.
+func ParseDuration(s string) (time.Duration, error) {
+	orig := s
+	s = strings.TrimPrefix(s, "+")
+	if s == "0" {
+		return 0, nil
+	}
+	if s == "" {
+		return 0, fmt.Errorf("%q is not a duration", orig)
+	}
+	var total time.Duration
+	for s != "" {
+		m := durationPart.FindStringSubmatch(s)
+		if m == nil {
+			return 0, fmt.Errorf("%q is not a duration", orig)
+		}
+		s = s[len(m[0]):]
+		num, unit, mult := m[1], m[2], time.Duration(1)
+		switch unit {
+		case "d":
+			unit, mult = "h", 24
+		case "w":
+			unit, mult = "h", 7*24
+		}
+		v, err := time.ParseDuration(num + unit)
+		if err != nil || v > math.MaxInt64/mult {
+			return 0, fmt.Errorf("%q is not a duration (too long)", orig)
+		}
+		v *= mult
+		if total > math.MaxInt64-v {
+			return 0, fmt.Errorf("%q is not a duration (too long)", orig)
+		}
+		total += v
+	}
+	return total, nil
+}
+
+// KindName says what a YAML node is, for messages: "a mapping", "a list"
+// or "text".
+func KindName(n *yaml.Node) string { return kindName(n) }
+
+// MapValue returns the value node of key in mapping n, or nil.
+func MapValue(n *yaml.Node, key string) *yaml.Node { return mapValue(n, key) }
+
+// kindName says what a node is, for messages: a mapping, a list, or text.
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		if n.Alias != nil {
+			return kindName(n.Alias)
+		}
+	}
+	return "text"
 }
 
 // MarshalYAML writes Go duration text.

@@ -1,9 +1,10 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"math"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -40,9 +41,8 @@ func defaultSinkEntry() SinkEntry {
 }
 
 var (
-	envRef      = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
-	yamlLineRe  = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	quotedValue = regexp.MustCompile("`[^`]*`")
+	envRef     = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+	yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 )
 
 // Load reads, expands and validates a config file. The error, when there is
@@ -56,15 +56,17 @@ func Load(path string, types map[string]SinkType) (*Config, error) {
 	if ps != nil {
 		return nil, ps
 	}
-	l := &loader{file: path}
+	l := &loader{file: path, baseDir: filepath.Dir(path)}
 	expandEnv(root, l)
 
 	cfg := DefaultConfig()
 	cfg.File = path
-	cfg.BaseDir = filepath.Dir(path)
+	cfg.BaseDir = l.baseDir
 	doc := root.Content[0]
 	l.keys(CheckKeys(doc, &cfg, "sinks", "rules"))
-	l.decode(doc, &cfg)
+	// sinks and rules are decoded entry by entry below, each against its
+	// own types: decoding them here too would report their mistakes twice.
+	l.decode(withoutKeys(doc, "sinks", "rules"), &cfg, "", "")
 
 	sinksNode := mapValue(doc, "sinks")
 	cfg.Sinks = l.sinks(sinksNode, types)
@@ -75,6 +77,7 @@ func Load(path string, types map[string]SinkType) (*Config, error) {
 		}
 	}
 	l.validate(&cfg, doc)
+	l.sinkRefs(&cfg, doc)
 	if len(l.problems) > 0 {
 		return &cfg, l.sorted()
 	}
@@ -89,14 +92,14 @@ func LoadStore(path string) (*Config, error) {
 	if ps != nil {
 		return nil, ps
 	}
-	l := &loader{file: path}
+	l := &loader{file: path, baseDir: filepath.Dir(path)}
 	cfg := DefaultConfig()
 	cfg.File = path
-	cfg.BaseDir = filepath.Dir(path)
+	cfg.BaseDir = l.baseDir
 	if n := mapValue(root.Content[0], "store"); n != nil {
 		expandEnv(n, l)
 		l.keys(CheckKeys(n, &cfg.Store))
-		l.decode(n, &cfg.Store)
+		l.decode(n, &cfg.Store, "", "store")
 		l.validateStore(&cfg.Store, n)
 	}
 	cfg.Store.Path = ResolvePath(cfg.BaseDir, cfg.Store.Path)
@@ -134,12 +137,14 @@ func splitYAMLError(s string) (int, string) {
 
 type loader struct {
 	file     string
+	baseDir  string // the config file's directory: relative paths start here
 	problems Problems
-	envLines map[int]bool // lines whose values came from the environment
+	envLines map[int]bool        // lines whose values came from the environment
+	failed   map[string][]string // list entry label ("" at the top) → keys whose values could not be read
 }
 
-// add records a problem, once: a section decoded twice (sinks are, whole and
-// entry by entry) would otherwise report its mistakes twice.
+// add records a problem, once: a mistake two checks find (a key of a rule
+// decoded here and looked at again by package rules) is one line.
 func (l *loader) add(line int, format string, args ...any) {
 	p := Problem{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)}
 	for _, q := range l.problems {
@@ -156,98 +161,25 @@ func (l *loader) keys(kps []KeyProblem) {
 	}
 }
 
-// decode decodes n into v, turning yaml's type errors into problems.
-func (l *loader) decode(n *yaml.Node, v any) {
-	l.wholeNumbers(n, reflect.TypeOf(v), "")
-	err := n.Decode(v)
-	if err == nil {
-		return
-	}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, e := range te.Errors {
-			line, msg := splitYAMLError(e)
-			if l.envLines[line] {
-				// The value may be a secret: say where it came from instead.
-				msg = quotedValue.ReplaceAllString(msg, "(the value from the environment)")
-			}
-			l.add(line, "%s", cleanTypeMsg(msg))
+// decode decodes n into v: one problem per value that is not of its key's
+// type, naming the key (its dotted path, after path, the section's own
+// prefix, and within label, the list entry it is in) and the type the key
+// takes. Each key that could not be read is remembered, so that Validate's
+// complaints about the value it was left with are not reported too.
+func (l *loader) decode(n *yaml.Node, v any, label, path string) {
+	c := &typeChecker{fromEnv: l.fromEnv}
+	c.walk(n, reflect.TypeOf(v), label, path)
+	for _, p := range c.decode(n, v, label) {
+		l.add(p.Line, "%s", p.String())
+		if l.failed == nil {
+			l.failed = map[string][]string{}
 		}
-		return
+		l.failed[p.Label] = append(l.failed[p.Label], p.Key)
 	}
-	line, msg := splitYAMLError(err.Error())
-	l.add(line, "%s", msg)
 }
 
-// wholeNumbers reports every number with a fraction (or out of range) that
-// n gives a whole-number setting of type t: yaml.v3 would quietly cut
-// max_body_bytes: 100.9 to 100. A whole number written as a float (1e6,
-// 100.0) is taken. path is the dotted key path so far within the innermost
-// list entry, which is how the other problems name a key.
-func (l *loader) wholeNumbers(n *yaml.Node, t reflect.Type, path string) {
-	if n == nil || t == nil {
-		return
-	}
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	for t.Kind() == reflect.Pointer {
-		if t.Implements(unmarshalerType) {
-			return
-		}
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return // Duration and the like read their own numbers
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return
-		}
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if ft, ok := fields[n.Content[i].Value]; ok {
-				l.wholeNumbers(n.Content[i+1], ft, joinKey(path, n.Content[i].Value))
-			}
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			l.wholeNumbers(n.Content[i+1], t.Elem(), joinKey(path, n.Content[i].Value))
-		}
-	case reflect.Slice, reflect.Array:
-		if n.Kind == yaml.SequenceNode {
-			for _, c := range n.Content {
-				l.wholeNumbers(c, t.Elem(), "")
-			}
-		}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!float" {
-			return
-		}
-		var f float64
-		if n.Decode(&f) != nil || math.IsNaN(f) || math.IsInf(f, 1) {
-			return // yaml refuses these itself
-		}
-		value := n.Value
-		if l.envLines[n.Line] {
-			value = "(the value from the environment)"
-		}
-		switch {
-		case f != math.Trunc(f):
-			l.add(n.Line, "%s: must be a whole number, got %s", path, value)
-		case f < math.MinInt64 || t.Kind() >= reflect.Uint && f < 0:
-			l.add(n.Line, "%s: %s is out of range", path, value)
-		}
-	}
-}
+// fromEnv reports whether the value at line came from a ${VAR}.
+func (l *loader) fromEnv(line int) bool { return l.envLines[line] }
 
 // joinKey appends key to a dotted path.
 func joinKey(path, key string) string {
@@ -257,13 +189,54 @@ func joinKey(path, key string) string {
 	return path + "." + key
 }
 
-// cleanTypeMsg makes yaml's Go-flavoured type messages readable.
-func cleanTypeMsg(msg string) string {
-	// " into" and " int64" come first: " int" would match inside them.
-	r := strings.NewReplacer(" into", " into", " int64", " a whole number", "!!str", "text", "!!int", "number", "!!float", "number", "!!bool", "true/false",
-		"!!map", "a mapping", "!!seq", "a list", "bridge.Duration", "duration", "bridge.Secret", "text",
-		"int64", "a whole number", "float64", "a number", " int", " a whole number", "[]", "a list of ")
-	return r.Replace(msg)
+// unreadable reports whether a Validate problem of the entry what (at its
+// key field, "" for one at no key, with message msg) only restates that a
+// value could not be read: it is at or below a key that had a type
+// problem, or it complains about a key absent from the entry and names the
+// unreadable one ("no secret, secrets or token" after "secrets: must be a
+// list").
+func (l *loader) unreadable(what, field, msg string, entry *yaml.Node) bool {
+	for _, k := range l.failed[what] {
+		if k == "" {
+			continue
+		}
+		if field != "" && (field == k || below(field, k) || below(k, field)) {
+			return true
+		}
+		absent := field == "" || entry == nil || FindKey(entry, field) == entry.Line
+		name := k[strings.LastIndex(k, ".")+1:]
+		if i := strings.IndexByte(name, '['); i >= 0 {
+			name = name[:i]
+		}
+		if absent && containsWord(msg, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// below reports whether key path p is below key path q: "rate_limit.rps"
+// below "rate_limit", "secrets[1]" below "secrets".
+func below(p, q string) bool { return strings.HasPrefix(p, q+".") || strings.HasPrefix(p, q+"[") }
+
+// containsWord reports whether w occurs in s as a whole word (a key name:
+// letters, digits and underscores).
+func containsWord(s, w string) bool {
+	isWord := func(b byte) bool {
+		return b == '_' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+	}
+	for i := 0; w != ""; {
+		j := strings.Index(s[i:], w)
+		if j < 0 {
+			return false
+		}
+		at, end := i+j, i+j+len(w)
+		if (at == 0 || !isWord(s[at-1])) && (end == len(s) || !isWord(s[end])) {
+			return true
+		}
+		i = at + 1
+	}
+	return false
 }
 
 // problemFromErr turns a Validate error into problems, pointing FieldErrors
@@ -271,7 +244,12 @@ func cleanTypeMsg(msg string) string {
 func (l *loader) problemFromErr(err error, n *yaml.Node, what string) {
 	for _, e := range SplitErrors(err) {
 		if field, msg, ok := AsFieldError(e); ok {
-			l.add(FindKey(n, field), "%s: %s: %s", what, field, msg)
+			if !l.unreadable(what, field, msg, n) {
+				l.add(FindKey(n, field), "%s: %s: %s", what, field, msg)
+			}
+			continue
+		}
+		if l.unreadable(what, "", e.Error(), n) {
 			continue
 		}
 		line := 0
@@ -353,6 +331,22 @@ func keyColumn(n *yaml.Node, key string) int {
 	return n.Column
 }
 
+// withoutKeys returns mapping n without the given keys (a shallow copy), or
+// n itself when it is not a mapping.
+func withoutKeys(n *yaml.Node, keys ...string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return n
+	}
+	c := *n
+	c.Content = nil
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !contains(keys, n.Content[i].Value) {
+			c.Content = append(c.Content, n.Content[i], n.Content[i+1])
+		}
+	}
+	return &c
+}
+
 // seqItems returns the items of sequence n, or nil.
 func seqItems(n *yaml.Node) []*yaml.Node {
 	if n == nil || n.Kind != yaml.SequenceNode {
@@ -371,7 +365,7 @@ func (l *loader) sinks(n *yaml.Node, types map[string]SinkType) []SinkEntry {
 		return nil
 	}
 	var out []SinkEntry
-	for _, item := range seqItems(n) {
+	for i, item := range seqItems(n) {
 		e := defaultSinkEntry()
 		e.Line = item.Line
 		if item.Kind != yaml.MappingNode {
@@ -387,20 +381,35 @@ func (l *loader) sinks(n *yaml.Node, types map[string]SinkType) []SinkEntry {
 			}
 			dst.Content = append(dst.Content, item.Content[i], item.Content[i+1])
 		}
+		label := entryLabel("sinks", item, i)
 		l.keys(CheckKeys(common, &e))
-		l.decode(common, &e)
+		l.decode(common, &e, label, "")
 		what := fmt.Sprintf("sink %q", e.Name)
 		t, ok := types[e.Type]
 		switch {
 		case e.Type == "":
-			l.add(item.Line, "%s: type is required (one of %s)", what, typeNames(types))
+			if !l.unreadable(label, "type", "", item) {
+				l.add(item.Line, "%s: type is required (one of %s)", what, typeNames(types))
+			}
 		case !ok:
-			l.add(FindKey(item, "type"), "%s: unknown type %q (one of %s)", what, e.Type, typeNames(types))
+			mean := ""
+			if s := suggest(e.Type, strings.Split(typeNames(types), ", ")); s != "" {
+				mean = ": did you mean " + s + "?"
+			}
+			l.add(FindKey(item, "type"), "%s: unknown type %q%s (one of %s)", what, e.Type, mean, typeNames(types))
 		default:
 			cfg := t.NewConfig()
-			l.keys(CheckKeys(own, cfg))
-			l.decode(own, cfg)
-			l.problemFromErr(cfg.Validate(), item, what)
+			// The keys every sink takes are known here too, so that a typo
+			// of one (timout) is offered its right spelling.
+			l.keys(checkKeysAlso(own, cfg, commonSinkKeys))
+			l.decode(own, cfg, label, "")
+			verr := cfg.Validate()
+			l.problemFromErr(verr, item, what)
+			// What building the sink would refuse (a TLS file that cannot
+			// be read) is found now, at its line, not when serve starts.
+			if fc, ok := cfg.(FileChecker); ok && verr == nil {
+				l.problemFromErr(fc.CheckFiles(l.baseDir), item, what)
+			}
 			e.Config = cfg
 		}
 		e.node = item
@@ -433,7 +442,13 @@ func (l *loader) rules(n *yaml.Node) []RuleConfig {
 			continue
 		}
 		l.keys(CheckKeys(item, &r, "actions"))
-		l.decode(item, &r)
+		// Actions are package rules' to check, against their sink's type.
+		label := fmt.Sprintf("rule %d", len(out)+1) // as package rules names a rule without a name
+		if name := mapValue(item, "name"); name != nil && name.Kind == yaml.ScalarNode && strings.TrimSpace(name.Value) != "" {
+			label = fmt.Sprintf("rule %q", name.Value)
+		}
+		l.decode(withoutKeys(item, "actions"), &r, label, "")
+		r.unread = l.failed[label]
 		if w := mapValue(item, "when"); w != nil {
 			r.WhenLine, r.WhenCol = w.Line, w.Column
 			switch {
@@ -447,11 +462,12 @@ func (l *loader) rules(n *yaml.Node) []RuleConfig {
 		}
 		r.Actions = nil
 		acts := mapValue(item, "actions")
-		if acts != nil && acts.Kind != yaml.SequenceNode {
-			l.add(acts.Line, "rule %q: actions must be a list", r.Name)
+		if acts != nil && acts.Kind != yaml.SequenceNode && !(acts.Kind == yaml.ScalarNode && acts.ShortTag() == "!!null") {
+			l.add(acts.Line, "%s: actions: must be a list of actions, got %s", label, (&typeChecker{fromEnv: l.fromEnv}).got(acts))
+			r.unread = append(r.unread, "actions")
 		}
 		for _, a := range seqItems(acts) {
-			ac := ActionConfig{Node: a, Line: a.Line}
+			ac := ActionConfig{Node: a, Line: a.Line, FromEnv: l.fromEnv}
 			if a.Kind != yaml.MappingNode {
 				l.add(a.Line, "rule %q: each action must be a mapping with a sink", r.Name)
 				continue
@@ -470,22 +486,23 @@ func (l *loader) rules(n *yaml.Node) []RuleConfig {
 func (l *loader) validate(cfg *Config, doc *yaml.Node) {
 	srv := mapValue(doc, "server")
 	s := cfg.Server
-	if s.Listen == "" {
-		l.add(FindKey(srv, "listen"), "server: listen is required (for example \":8080\")")
-	}
-	if (s.TLSCert == "") != (s.TLSKey == "") {
-		l.add(FindKey(srv, "tls_cert"), "server: tls_cert and tls_key go together: set both to serve HTTPS, or neither")
+	switch host, port, err := net.SplitHostPort(s.Listen); {
+	case s.Listen == "":
+		l.add(FindKey(srv, "listen"), "server: listen is required (for example \"127.0.0.1:8080\" or \":8080\")")
+	case l.unreadable("", "server.listen", "", doc):
+	case err != nil && validPort(s.Listen):
+		l.add(FindKey(srv, "listen"), "server: listen %q is not host:port: write \"127.0.0.1:%s\" (this machine only) or \":%s\" (every interface)", s.Listen, s.Listen, s.Listen)
+	case err != nil:
+		l.add(FindKey(srv, "listen"), "server: listen %q is not host:port (for example \"127.0.0.1:8080\", or \":8080\" for every interface)", s.Listen)
+	case !validPort(port) && !knownService(port):
+		l.add(FindKey(srv, "listen"), "server: listen %q: port %q is not a number from 0 to 65535", s.Listen, port)
+	case strings.ContainsAny(host, " /"):
+		l.add(FindKey(srv, "listen"), "server: listen %q: %q is not a host name or IP address", s.Listen, host)
 	}
 	cfg.Server.TLSCert = ResolvePath(cfg.BaseDir, s.TLSCert)
 	cfg.Server.TLSKey = ResolvePath(cfg.BaseDir, s.TLSKey)
-	for _, f := range []string{cfg.Server.TLSCert, cfg.Server.TLSKey} {
-		if f != "" {
-			if _, err := os.Stat(f); err != nil {
-				l.add(FindKey(srv, "tls_cert"), "server: cannot read TLS file %s", f)
-			}
-		}
-	}
-	if s.MaxBodyBytes <= 0 {
+	l.validateServerTLS(cfg.Server, srv)
+	if s.MaxBodyBytes <= 0 && !l.unreadable("", "server.max_body_bytes", "", doc) {
 		l.add(FindKey(srv, "max_body_bytes"), "server: max_body_bytes must be positive")
 	}
 	l.validateStore(&cfg.Store, mapValue(doc, "store"))
@@ -532,6 +549,96 @@ func (l *loader) validate(cfg *Config, doc *yaml.Node) {
 			l.add(FindKey(e.node, "retry"), "%s: retry needs initial > 0, max_interval >= initial and max_age > 0", what)
 		}
 	}
+}
+
+// knownService reports whether port is a TCP service name net.Listen takes
+// (http, https), from the system's services file: no network is asked.
+func knownService(port string) bool {
+	if port == "" {
+		return false
+	}
+	_, err := net.LookupPort("tcp", port)
+	return err == nil
+}
+
+// validateServerTLS checks server.tls_cert and tls_key (resolved against the
+// config file's directory) as serve will load them: set together, readable,
+// and a certificate with its key.
+func (l *loader) validateServerTLS(s ServerConfig, srv *yaml.Node) {
+	if s.TLSCert == "" && s.TLSKey == "" {
+		return
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		l.add(FindKey(srv, "tls_cert"), "server: tls_cert and tls_key go together: set both to serve HTTPS, or neither")
+		return
+	}
+	readable := true
+	for _, f := range []struct{ key, path string }{{"tls_cert", s.TLSCert}, {"tls_key", s.TLSKey}} {
+		if err := readableFile(f.path); err != nil {
+			l.add(FindKey(srv, f.key), "server: %s: %v", f.key, err)
+			readable = false
+		}
+	}
+	if !readable {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey); err != nil {
+		l.add(FindKey(srv, "tls_cert"), "server: tls_cert and tls_key are not a PEM certificate and its private key: %v", err)
+	}
+}
+
+// readableFile says why the file at path (already resolved) cannot be
+// read, or returns nil.
+func readableFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("cannot read %s: %v", path, pe.Err)
+		}
+		return fmt.Errorf("cannot read %s: %v", path, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory, not a file", path)
+	}
+	return nil
+}
+
+// sinkRefs checks that the rules' actions have sinks to go to when the
+// sinks section is missing or not a list. Then one problem says so, and
+// Config.SinksUnread tells package rules not to report every action's sink
+// as unknown as well: a misspelt `sinks:` would otherwise bring one error
+// per action.
+func (l *loader) sinkRefs(cfg *Config, doc *yaml.Node) {
+	n := mapValue(doc, "sinks")
+	if n != nil && n.Kind == yaml.SequenceNode {
+		return
+	}
+	cfg.SinksUnread = true
+	if n != nil {
+		return // "sinks must be a list" says it
+	}
+	var names []string
+	for _, r := range cfg.Rules {
+		for _, a := range r.Actions {
+			if a.Sink != "" && !contains(names, a.Sink) {
+				names = append(names, a.Sink)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	sort.Strings(names)
+	msg := fmt.Sprintf("rules: the actions send to %s, but there is no sinks section to define them", strings.Join(names, ", "))
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if k := doc.Content[i].Value; k != "sinks" && suggest(k, []string{"sinks"}) != "" {
+			msg += fmt.Sprintf(" (is %q at line %d meant to be sinks?)", k, doc.Content[i].Line)
+			break
+		}
+	}
+	l.add(FindKey(doc, "rules"), "%s", msg)
 }
 
 func (l *loader) validateStore(st *StoreConfig, n *yaml.Node) {

@@ -109,7 +109,7 @@ func TestLoadMistakes(t *testing.T) {
 		{"unknown sink key", "sinks:\n  - name: s\n    type: fake\n    url: http://x\n    uri: http://y\n", 5, `unknown key "uri"`},
 		{"unknown nested sink key", "sinks:\n  - name: s\n    type: fake\n    url: http://x\n    retry:\n      intial: 1s\n", 6, `unknown key "intial"`},
 		{"unknown rule key", "rules:\n  - name: r\n    wen: 'true'\n    actions: []\n", 3, `unknown key "wen"`},
-		{"wrong type", "server:\n  max_body_bytes: lots\n", 2, "cannot unmarshal text `lots` into a whole number"},
+		{"wrong type", "server:\n  max_body_bytes: lots\n", 2, `server.max_body_bytes: must be a whole number, got "lots"`},
 		{"fraction for a whole number", "server:\n  listen: \":1\"\n  max_body_bytes: 100.9\n", 3, "server.max_body_bytes: must be a whole number, got 100.9"},
 		{"fraction for a source's whole number", "sources:\n  - name: a\n    vendor: antly\n    insecure: true\n    rate_limit: {rps: 1.5, burst: 2.5}\n", 5, "rate_limit.burst: must be a whole number, got 2.5"},
 		{"fraction for a sink's whole number", "sinks:\n  - name: s\n    type: fake\n    url: http://x\n    concurrency: 2.5\n", 5, "concurrency: must be a whole number, got 2.5"},

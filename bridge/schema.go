@@ -13,9 +13,10 @@ import (
 	"github.com/invopop/jsonschema"
 )
 
-// durationPattern is the Go duration text a Duration reads (time.ParseDuration
-// without a minus sign: negative durations are refused).
-const durationPattern = `^\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
+// durationPattern is the duration text a Duration reads (ParseDuration:
+// Go's units and d and w, without a minus sign: negative durations are
+// refused).
+const durationPattern = `^\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d|w))+)$`
 
 // JSONSchema returns a JSON Schema (draft 2020-12) of the config file, for
 // editors to complete and check keys (`bridge schema`,
@@ -24,7 +25,7 @@ const durationPattern = `^\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s
 // yaml tags, an unknown key is an error everywhere, a type with its own
 // UnmarshalYAML takes anything (the loader does not look inside it either)
 // unless it names the type it reads like with a JSONSchemaAlias() any
-// method, a Duration is Go duration text or a number of seconds, and a whole number,
+// method, a Duration is duration text (Go's units, and d and w) or a number of seconds, and a whole number,
 // a number or true/false may also be written as a ${VAR} reference, which
 // is what an editor sees before expansion. A sink entry takes the keys every
 // sink takes plus its type's own; an action takes `sink` plus the action
@@ -46,7 +47,7 @@ func JSONSchema(types map[string]SinkType) ([]byte, error) {
 	root.Description = "The bridge's config file (docs/config.md). Generated from the config types by `bridge schema`."
 	defs := root.Definitions
 	defs["Duration"] = &jsonschema.Schema{
-		Description: "Go duration text (500ms, 10s, 5m, 24h) or a number of seconds.",
+		Description: "Duration text (500ms, 10s, 5m, 24h, 30d, 1w; units may be combined: 1w2d3h) or a number of seconds.",
 		AnyOf: []*jsonschema.Schema{
 			{Type: "number", Minimum: "0"},
 			{Type: "string", Pattern: durationPattern},

@@ -195,6 +195,7 @@ func (s *Server) storeReady(ctx context.Context) error {
 // webhook receives one vendor webhook: verify, normalize, evaluate, store,
 // and only then acknowledge.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now() // for bridge_webhook_duration_seconds
 	rt := s.rt.Load()
 	name := r.PathValue("source")
 	var src *Source
@@ -278,6 +279,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		outcome(OutcomeDuplicate)
 		log.Debug("webhook duplicate", "event", ev.ID, "type", ev.Type)
+		s.metrics.ObserveAck(name, start)
 		writeAck(w, ev.ID, "duplicate")
 		return
 	}
@@ -298,6 +300,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	log.Debug("webhook accepted", "event", ev.ID, "type", ev.Type, "matched", len(eval.Matched))
+	s.metrics.ObserveAck(name, start)
 	writeAck(w, ev.ID, "accepted")
 }
 

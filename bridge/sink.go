@@ -57,6 +57,16 @@ type SinkConfig interface {
 	Validate() error
 }
 
+// FileChecker is implemented by sink configs that name files the sink reads
+// when it is built (a TLS CA bundle, a client certificate). The loader calls
+// CheckFiles after Validate, with the config file's directory to resolve
+// relative paths against, so that `validate` reports a file that is
+// missing or unreadable at its key's line (wrap each problem in
+// FieldError), instead of serve failing to build the sink. It only reads.
+type FileChecker interface {
+	CheckFiles(baseDir string) error
+}
+
 // Action is a sink type's action struct (the keys of an action other than
 // `sink`), decoded from the rule's YAML before rendering. Validate checks
 // what can be checked at load time: required fields, enums that are not

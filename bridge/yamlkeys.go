@@ -21,15 +21,29 @@ type KeyProblem struct {
 // the loader checks keys itself; this also lets one run list every mistake.
 // Maps, interfaces and types with their own UnmarshalYAML are not descended.
 // skip names top-level keys the caller handles itself.
+//
+// A key within reach of a known one (a typo, a different case, a prefix:
+// sink, Listen, max_body) is offered it: `unknown key "sink": did you mean
+// sinks? (known: ...)`.
 func CheckKeys(n *yaml.Node, v any, skip ...string) []KeyProblem {
 	var out []KeyProblem
-	checkKeys(n, reflect.TypeOf(v), skip, &out)
+	checkKeys(n, reflect.TypeOf(v), skip, nil, &out)
+	return out
+}
+
+// checkKeysAlso is CheckKeys for a mapping whose keys are split between
+// two structs (a sink entry: the keys every sink takes, and its type's
+// own): also are the other's keys, listed as known and offered to typos,
+// though not checked here.
+func checkKeysAlso(n *yaml.Node, v any, also []string) []KeyProblem {
+	var out []KeyProblem
+	checkKeys(n, reflect.TypeOf(v), also, also, &out)
 	return out
 }
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
-func checkKeys(n *yaml.Node, t reflect.Type, skip []string, out *[]KeyProblem) {
+func checkKeys(n *yaml.Node, t reflect.Type, skip, also []string, out *[]KeyProblem) {
 	if n == nil || t == nil {
 		return
 	}
@@ -52,7 +66,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, skip []string, out *[]KeyProblem) {
 	case reflect.Slice, reflect.Array:
 		if n.Kind == yaml.SequenceNode {
 			for _, c := range n.Content {
-				checkKeys(c, t.Elem(), nil, out)
+				checkKeys(c, t.Elem(), nil, nil, out)
 			}
 		}
 	case reflect.Struct:
@@ -60,6 +74,16 @@ func checkKeys(n *yaml.Node, t reflect.Type, skip []string, out *[]KeyProblem) {
 			return
 		}
 		fields := yamlFields(t)
+		known := make([]string, 0, len(fields)+len(also))
+		for k := range fields {
+			known = append(known, k)
+		}
+		for _, k := range also {
+			if _, ok := fields[k]; !ok {
+				known = append(known, k)
+			}
+		}
+		sort.Strings(known)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			if contains(skip, k.Value) {
@@ -67,10 +91,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, skip []string, out *[]KeyProblem) {
 			}
 			ft, ok := fields[k.Value]
 			if !ok {
-				*out = append(*out, KeyProblem{Line: k.Line, Msg: fmt.Sprintf("unknown key %q (known: %s)", k.Value, knownList(fields))})
+				msg := fmt.Sprintf("unknown key %q", k.Value)
+				if s := suggest(k.Value, known); s != "" {
+					msg += ": did you mean " + s + "?"
+				}
+				*out = append(*out, KeyProblem{Line: k.Line, Msg: msg + " (known: " + strings.Join(known, ", ") + ")"})
 				continue
 			}
-			checkKeys(val, ft, nil, out)
+			checkKeys(val, ft, nil, nil, out)
 		}
 	}
 }
@@ -108,13 +136,66 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return m
 }
 
-func knownList(fields map[string]reflect.Type) string {
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
+// Suggest returns the names of known nearest to name ("sinks", "a or b"),
+// for a "did you mean" in a message, or "" when none is near (see suggest).
+func Suggest(name string, known []string) string { return suggest(name, known) }
+
+// suggest returns the known keys nearest to key, "a or b", or "" when
+// none is near: at most two edits away (one for keys of up to four
+// letters), the same but for case, or one a prefix of the other (at least
+// four letters long).
+func suggest(key string, known []string) string {
+	lower := strings.ToLower(key)
+	best, bestScore := []string(nil), 3
+	for _, k := range known {
+		kl := strings.ToLower(k)
+		score := editDistance(lower, kl)
+		limit := 2
+		if len([]rune(key)) <= 4 {
+			limit = 1
+		}
+		switch {
+		case kl == lower:
+			score = 0
+		case score <= limit:
+		case len(lower) >= 4 && len(kl) >= 4 && (strings.HasPrefix(kl, lower) || strings.HasPrefix(lower, kl)):
+			score = 2
+		default:
+			continue
+		}
+		switch {
+		case score < bestScore:
+			best, bestScore = []string{k}, score
+		case score == bestScore:
+			best = append(best, k)
+		}
 	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
+	if len(best) > 3 {
+		return ""
+	}
+	return strings.Join(best, " or ")
+}
+
+// editDistance is the Levenshtein distance between a and b, in runes.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
 }
 
 func contains(list []string, s string) bool {

@@ -105,7 +105,9 @@ func Compile(file string, rules []bridge.RuleConfig, sinks map[string]SinkInfo) 
 		r := &rule{name: rc.Name, stop: rc.Stop}
 
 		if strings.TrimSpace(rc.When) == "" {
-			add(rc.Line, "%s: when is required", label)
+			if !rc.Unread("when") { // else the loader said what is wrong with it
+				add(rc.Line, "%s: when is required", label)
+			}
 		} else {
 			line, col := rc.WhenLine, rc.WhenCol
 			if line == 0 {
@@ -125,7 +127,7 @@ func Compile(file string, rules []bridge.RuleConfig, sinks map[string]SinkInfo) 
 			}
 		}
 
-		if len(rc.Actions) == 0 {
+		if len(rc.Actions) == 0 && !rc.Unread("actions") {
 			add(rc.Line, "%s: actions: at least one action is required", label)
 		}
 		for j, ac := range rc.Actions {
@@ -163,12 +165,20 @@ func compileActionConfig(label string, ac bridge.ActionConfig, sinks map[string]
 		return nil, probs
 	}
 	if ac.Sink == "" {
-		add(line, "sink is required")
+		if s := bridge.MapValue(n, "sink"); s != nil && s.Kind != yaml.ScalarNode {
+			add(s.Line, "sink: must be the name of a sink, got %s", bridge.KindName(s))
+		} else {
+			add(line, "sink is required")
+		}
 		return nil, probs
 	}
 	info, ok := sinks[ac.Sink]
 	if !ok {
-		add(bridge.FindKey(n, "sink"), "unknown sink %q (configured: %s)", ac.Sink, sinkList(sinks))
+		mean := ""
+		if s := bridge.Suggest(ac.Sink, sortedNames(sinks)); s != "" {
+			mean = ": did you mean " + s + "?"
+		}
+		add(bridge.FindKey(n, "sink"), "unknown sink %q%s (configured: %s)", ac.Sink, mean, sinkList(sinks))
 		return nil, probs
 	}
 	label += fmt.Sprintf(" (sink %s)", ac.Sink)
@@ -180,9 +190,9 @@ func compileActionConfig(label string, ac bridge.ActionConfig, sinks map[string]
 			}
 		}
 		dec := info.Type.NewAction()
-		if err := n.Decode(dec); err != nil {
-			for _, p := range yamlProblems(err, line) {
-				add(p.line, "%s", p.msg)
+		if tps := bridge.DecodeNode(n, dec, ac.FromEnv); len(tps) > 0 {
+			for _, p := range tps {
+				add(p.Line, "%s", p.String())
 			}
 		} else if err := dec.Validate(info.Config); err != nil {
 			for _, e := range bridge.SplitErrors(err) {
@@ -246,12 +256,17 @@ func sinkList(sinks map[string]SinkInfo) string {
 	if len(sinks) == 0 {
 		return "none"
 	}
+	return strings.Join(sortedNames(sinks), ", ")
+}
+
+// sortedNames returns the sink names, sorted.
+func sortedNames(sinks map[string]SinkInfo) []string {
 	names := make([]string, 0, len(sinks))
 	for n := range sinks {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
 }
 
 // Rules returns the rule names in file order.

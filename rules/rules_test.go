@@ -100,7 +100,7 @@ rules:
       - sink: secops-slack
         text: hi
         chanel: '#x'
-`, 8, `rule "uk": action 1 (sink secops-slack): unknown key "chanel" (known: channel, text, thread_by)`},
+`, 8, `rule "uk": action 1 (sink secops-slack): unknown key "chanel": did you mean channel? (known: channel, text, thread_by)`},
 		{"validate field error", `
 rules:
   - name: ve
@@ -126,7 +126,7 @@ rules:
       - sink: ops-jira
         summary: s
         labels: {a: b}
-`, 8, `cannot unmarshal`},
+`, 8, `rule "wt": action 1 (sink ops-jira): labels: must be a list of text, got a mapping`},
 		{"template parse error", `
 rules:
   - name: tp
@@ -147,6 +147,22 @@ rules:
           line one {{ .title }}
           line two {{ nosuchfunc .title }}
 `, 10, `field description: template: function "nosuchfunc" not defined`},
+		{"sink misspelt", `
+rules:
+  - name: ms
+    when: vendor == "a"
+    actions:
+      - sink: ops-jria
+        summary: s
+`, 6, `rule "ms": action 1: unknown sink "ops-jria": did you mean ops-jira? (configured: `},
+		{"sink not a name", `
+rules:
+  - name: sl
+    when: vendor == "a"
+    actions:
+      - sink: [ops-jira]
+        summary: s
+`, 6, `rule "sl": action 1: sink: must be the name of a sink, got a list`},
 		{"template error in a list", `
 rules:
   - name: tl

@@ -127,7 +127,7 @@ func TestLoadTestsProblems(t *testing.T) {
 	}
 	file := filepath.Join("testdata", "ruletests", "bad.yaml")
 	want := []string{
-		file + `:7: unknown key "rule" (known: actions, rules)`,
+		file + `:7: unknown key "rule": did you mean rules? (known: actions, rules)`,
 		file + `:2: test "no payload": payload or payload_file is required`,
 		file + `:4: test 2: name is required`,
 		file + `:5: test 2: payload_file: open ` + filepath.Join("testdata", "ruletests", "payloads", "missing.json") + `: no such file or directory`,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/term"
 )
@@ -17,24 +18,40 @@ import (
 // per few minutes (it caches a successful check).
 const hashCost = 12
 
-func cmdHashPassword(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("hash-password", stderr)
-	cost := f.Int("cost", hashCost, fmt.Sprintf("bcrypt cost, %d to %d", bcrypt.MinCost, bcrypt.MaxCost))
-	pos, err := f.parse(args)
-	if err != nil {
-		return 2
+func hashPasswordCommand() *cobra.Command {
+	var cost int
+	c := &cobra.Command{
+		Use:   "hash-password [--cost N]",
+		Short: "read a console password (terminal or stdin), print its bcrypt hash",
+		Long: `Read a password for a console user, typed twice without echo at a
+terminal, or else the first line of stdin, and print its bcrypt hash for
+console.users in the config (e.g. as CONSOLE_ADMIN_HASH). The password is
+never taken from the command line, where ps and the shell history see it.`,
+		Example: "  bridge hash-password\n  echo \"$PASSWORD\" | bridge hash-password",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("the password is read from the terminal or stdin, never from the command line")
+			}
+			if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+				return usagef("--cost must be from %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
+			}
+			return nil
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return exit(cmdHashPassword(cost, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
-	if len(pos) > 0 {
-		return fail(stderr, "hash-password: the password is read from the terminal or stdin, never from the command line")
-	}
-	if *cost < bcrypt.MinCost || *cost > bcrypt.MaxCost {
-		return fail(stderr, "hash-password: --cost must be from %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
-	}
+	c.Flags().IntVar(&cost, "cost", hashCost, fmt.Sprintf("bcrypt cost `N`, %d to %d", bcrypt.MinCost, bcrypt.MaxCost))
+	return c
+}
+
+func cmdHashPassword(cost int, stdout, stderr io.Writer) int {
 	pw, err := readPassword(os.Stdin, stderr)
 	if err != nil {
 		return fail(stderr, "hash-password: %v", err)
 	}
-	hash, err := hashPassword(pw, *cost)
+	hash, err := hashPassword(pw, cost)
 	if err != nil {
 		return fail(stderr, "hash-password: %v", err)
 	}

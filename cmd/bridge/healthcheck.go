@@ -3,44 +3,56 @@ package main
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // defaultHealthURL is where a bridge listening on the default port answers
 // its health check.
 const defaultHealthURL = "http://127.0.0.1:8080/healthz"
 
+func healthcheckCommand() *cobra.Command {
+	var url string
+	var timeout time.Duration
+	var insecure bool
+	c := &cobra.Command{
+		Use:   "healthcheck [--url URL] [--timeout D] [--insecure]",
+		Short: "GET URL (http://127.0.0.1:8080/healthz), exit 0 on 200",
+		Long: `GET a health URL and exit 0 when it answers 200, 1 otherwise: the container
+image's HEALTHCHECK, since a distroless image has no curl. Redirects are
+not followed.`,
+		Example:           "  bridge healthcheck --url http://127.0.0.1:8080/readyz",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return exit(cmdHealthcheck(url, timeout, insecure, c.OutOrStdout(), c.ErrOrStderr()))
+		},
+	}
+	c.Flags().StringVar(&url, "url", defaultHealthURL, "the `URL` to GET; 200 means healthy")
+	c.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "give up after `D`")
+	c.Flags().BoolVar(&insecure, "insecure", false, "do not verify the TLS certificate (https://127.0.0.1 with a certificate for the public name)")
+	return c
+}
+
 // cmdHealthcheck GETs a health URL and exits 0 on 200, 1 otherwise: the
 // container image's HEALTHCHECK, since a distroless image has no curl.
-func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bridge healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", defaultHealthURL, "the URL to GET; 200 means healthy")
-	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	insecure := fs.Bool("insecure", false, "do not verify the TLS certificate (https://127.0.0.1 with a certificate for the public name)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: bridge healthcheck [--url URL] [--timeout D] [--insecure]")
-		return 2
-	}
+func cmdHealthcheck(url string, timeout time.Duration, insecure bool, stdout, stderr io.Writer) int {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if *insecure {
+	if insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 	}
 	client := &http.Client{
 		Transport: tr,
-		Timeout:   *timeout,
+		Timeout:   timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("redirects are not followed")
 		},
 	}
-	req, err := http.NewRequest(http.MethodGet, *url, nil)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return fail(stderr, "healthcheck: %v", err)
 	}
@@ -52,8 +64,8 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fail(stderr, "healthcheck: %s answered %s", *url, resp.Status)
+		return fail(stderr, "healthcheck: %s answered %s", url, resp.Status)
 	}
-	fmt.Fprintf(stdout, "%s: %s\n", *url, resp.Status)
+	fmt.Fprintf(stdout, "%s: %s\n", url, resp.Status)
 	return 0
 }

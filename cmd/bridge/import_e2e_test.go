@@ -326,9 +326,9 @@ func TestStoreImportRefusals(t *testing.T) {
 		want string
 		code int
 	}{
-		{"no path", []string{"store", "import", "-c", pgCfg}, "give one SQLite store file", 1},
-		{"two paths", []string{"store", "import", "-c", pgCfg, junk, empty}, "give one SQLite store file", 1},
-		{"not import", []string{"store", "export", "-c", pgCfg}, "the only command is import", 1},
+		{"no path", []string{"store", "import", "-c", pgCfg}, "give one SQLite store file", 2},
+		{"two paths", []string{"store", "import", "-c", pgCfg, junk, empty}, "give one SQLite store file", 2},
+		{"not import", []string{"store", "export", "-c", pgCfg}, "the only command is import", 2},
 		{"sqlite config", []string{"store", "import", "-c", sqliteCfg, junk}, "is SQLite", 1},
 		{"missing file", []string{"store", "import", "-c", pgCfg, filepath.Join(dir, "nope.db")}, "nope.db: no such file", 1},
 		{"not a database", []string{"store", "import", "-c", pgCfg, junk}, "junk.db is not a bridge store", 1},
@@ -383,9 +383,9 @@ func TestStoreImportRefusals(t *testing.T) {
 			t.Errorf("usage lacks %q", want)
 		}
 	}
-	_, stderr, _ = runCLI(t, "store", "import", "-h")
-	if !strings.Contains(stderr, "Stop the bridge serve that uses SQLITE_PATH first") || !strings.Contains(stderr, "-config") {
-		t.Errorf("store import -h:\n%s", stderr)
+	out, _, _ = runCLI(t, "store", "import", "-h")
+	if !strings.Contains(out, "Stop the bridge serve that uses SQLITE_PATH first") || !strings.Contains(out, "--config") {
+		t.Errorf("store import -h:\n%s", out)
 	}
 }
 

@@ -51,6 +51,21 @@ func loadConfig(path string) (*loaded, error) {
 	for _, s := range cfg.Sinks {
 		if t, ok := types[s.Type]; ok && s.Config != nil {
 			infos[s.Name] = rules.SinkInfo{Type: &t, Config: s.Config}
+		} else if s.Name != "" {
+			// Its type is reported already: its actions' templates are
+			// still checked, their keys not, and the sink is not unknown.
+			infos[s.Name] = rules.SinkInfo{}
+		}
+	}
+	if cfg.SinksUnread {
+		// Load said once that the sinks could not be read; every action
+		// naming one would otherwise add "unknown sink".
+		for _, r := range cfg.Rules {
+			for _, a := range r.Actions {
+				if _, ok := infos[a.Sink]; !ok && a.Sink != "" {
+					infos[a.Sink] = rules.SinkInfo{}
+				}
+			}
 		}
 	}
 	set, rps := rules.Compile(path, cfg.Rules, infos)

@@ -311,7 +311,7 @@ func unknownToSchema(t *testing.T, s *jsonschema.Schema, text []byte, i int, key
 func TestSchemaDurations(t *testing.T) {
 	s := compileSchema(t, generatedSchema(t))
 	for _, v := range []string{"30s", "1h30m", "1.5h", ".5s", "500ms", "10us", "10µs", "0", "2", "2.5", "0.0", "+5s", "${RETENTION}", "${RETENTION:-720h}",
-		"-1s", "-2", "30 s", "30", "s", "1d", "", "thirty", "1e3", "'30'"} {
+		"-1s", "-2", "30 s", "30", "s", "1d", "30d", "1w", "1w2d3h", "1.5d", "-1d", "1y", "7 d", "1dw", "", "thirty", "1e3", "'30'"} {
 		text := []byte("store:\n  retention: " + v + "\n")
 		if v == "" {
 			text = []byte("store:\n  retention: ''\n")

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/spf13/cobra"
 
 	"bridge/bridge"
 	"bridge/bridge/store/sqlite"
@@ -29,12 +30,30 @@ import (
 // in flight.
 const shutdownGrace = 10 * time.Second
 
-func cmdServe(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("serve", stderr)
-	dryRun := f.Bool("dry-run", false, "log what every sink would send instead of sending it")
-	if _, err := f.parse(args); err != nil {
-		return 2
+func serveCommand() *cobra.Command {
+	f := &cmdFlags{}
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "serve -c FILE [--dry-run]",
+		Short: "run the server",
+		Long: `Receive the sources' webhooks on server.listen (and the console on
+console.listen), store them, run the rules and deliver the actions to the
+sinks until SIGTERM or Ctrl-C. The config is reloaded on SIGHUP and when the
+file changes; an edit that does not validate is refused and the running
+config stays. Logs go to stderr.`,
+		Example: "  bridge serve -c rules.example.yaml --dry-run\n  bridge serve -c /etc/bridge/bridge.yaml --log-format json",
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return exit(cmdServe(f, dryRun, c.ErrOrStderr()))
+		},
 	}
+	addConfigFlag(c, f)
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "every sink logs what it would send instead of sending it")
+	addLogFlags(c, f)
+	return c
+}
+
+func cmdServe(f *cmdFlags, dryRun bool, stderr io.Writer) int {
 	log, err := f.logger(stderr)
 	if err != nil {
 		return fail(stderr, "%v", err)
@@ -46,7 +65,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := serve(ctx, f.config, *dryRun, log, hup); err != nil {
+	if err := serve(ctx, f.config, dryRun, log, hup); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -130,6 +149,7 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 	}
 	a.pipeline.SetSinks(specs)
 	metrics.SetSinks(sinkNames(l.cfg))
+	metrics.SetSources(sourceNames(l.cfg))
 	a.server = bridge.NewServer(store, metrics, log)
 	a.server.SetRuntime(l.rt)
 	metrics.Reloaded(time.Now(), nil)
@@ -213,6 +233,15 @@ func sinkNames(cfg *bridge.Config) []string {
 	return names
 }
 
+// sourceNames lists the configured sources' names.
+func sourceNames(cfg *bridge.Config) []string {
+	names := make([]string, len(cfg.Sources))
+	for i, s := range cfg.Sources {
+		names[i] = s.Name
+	}
+	return names
+}
+
 // buildSinks builds the sinks of cfg that are new or changed; unchanged
 // running sinks are kept (their spec has no Sink).
 func (a *app) buildSinks(cfg *bridge.Config) ([]bridge.SinkSpec, error) {
@@ -260,6 +289,7 @@ func (a *app) reload(reason string) {
 	}
 	a.pipeline.SetSinks(specs)
 	a.metrics.SetSinks(sinkNames(l.cfg))
+	a.metrics.SetSources(sourceNames(l.cfg))
 	a.server.SetRuntime(l.rt)
 	if !reflect.DeepEqual(a.current.Server, l.cfg.Server) || !reflect.DeepEqual(a.current.Store, l.cfg.Store) {
 		a.log.Warn("server and store settings changed; they take effect at the next restart")

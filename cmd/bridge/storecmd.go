@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"bridge/bridge"
 	"bridge/bridge/store/postgres"
 	"bridge/bridge/store/sqlite"
@@ -17,23 +19,13 @@ import (
 // The store commands: `bridge migrate` and `bridge store import`. Like
 // events and deliveries they read only the config's store section.
 
-const migrateHelp = `Usage: bridge migrate -c FILE
-
-Create the schema of the config's PostgreSQL store (store.postgres), or
+const migrateHelp = `Create the schema of the config's PostgreSQL store (store.postgres), or
 bring it up to this bridge's version, and print the version before and
 after. Safe beside running replicas and with several migrations at once. A
 database whose schema is newer than this bridge is refused and left alone.
-An SQLite store has nothing to migrate: serve creates its schema itself.
+An SQLite store has nothing to migrate: serve creates its schema itself.`
 
-Example:
-  BRIDGE_POSTGRES_URL=postgres://bridge:PASSWORD@db:5432/bridge bridge migrate -c bridge.yaml
-
-Flags:
-`
-
-const importHelp = `Usage: bridge store import -c FILE SQLITE_PATH
-
-Copy the SQLite store file SQLITE_PATH (an SQLite bridge's store.path; here
+const importHelp = `Copy the SQLite store file SQLITE_PATH (an SQLite bridge's store.path; here
 relative to the current directory) into the config's PostgreSQL store
 (store.postgres), creating its schema if needed: every event, every delivery
 as it is (pending ones stay pending, with their attempts and retry window,
@@ -44,13 +36,7 @@ it twice, or again after an interruption, copies nothing twice.
 
 Stop the bridge serve that uses SQLITE_PATH first: import refuses a file in
 use, and keeps serve from opening it while it copies. It does not change
-what the file holds.
-
-Example:
-  bridge store import -c bridge.yaml data/bridge.db
-
-Flags:
-`
+what the file holds.`
 
 // Import batches: events per read and per Import call (one transaction,
 // one round trip), bounded by their raw bodies' size; state rows per
@@ -61,16 +47,23 @@ const (
 	importStateRows  = 1000
 )
 
-func cmdMigrate(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("migrate", stderr)
-	f.Usage = func() { fmt.Fprint(stderr, migrateHelp); f.PrintDefaults() }
-	pos, err := f.parse(args)
-	if err != nil {
-		return 2
+func migrateCommand() *cobra.Command {
+	f := &cmdFlags{}
+	c := &cobra.Command{
+		Use:     "migrate -c FILE",
+		Short:   "create or upgrade the PostgreSQL store's schema",
+		Long:    migrateHelp,
+		Example: "  BRIDGE_POSTGRES_URL=postgres://bridge:PASSWORD@db:5432/bridge bridge migrate -c bridge.yaml",
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return exit(cmdMigrate(f, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
-	if len(pos) > 0 {
-		return fail(stderr, "migrate: unexpected argument %q (bridge migrate -c FILE)", pos[0])
-	}
+	addConfigFlag(c, f)
+	return c
+}
+
+func cmdMigrate(f *cmdFlags, stdout, stderr io.Writer) int {
 	cfg, err := bridge.LoadStore(f.config)
 	if err != nil {
 		printProblems(stderr, err)
@@ -98,11 +91,26 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdStore(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "import" {
-		return fail(stderr, "store: the only command is import: bridge store import -c FILE SQLITE_PATH")
+func storeCommand() *cobra.Command {
+	f := &cmdFlags{}
+	c := &cobra.Command{
+		Use:     "import -c FILE SQLITE_PATH",
+		Short:   "copy an SQLite store into the PostgreSQL store (stop the serve that uses it first)",
+		Long:    importHelp,
+		Example: "  bridge store import -c bridge.yaml data/bridge.db",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("give one SQLite store file: bridge store import -c FILE SQLITE_PATH")
+			}
+			return nil
+		},
+		ValidArgsFunction: completeFiles("db"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return exit(cmdStoreImport(f, args[0], c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
-	return cmdStoreImport(args[1:], stdout, stderr)
+	addConfigFlag(c, f)
+	return groupCommand("store", "copy an SQLite store into the PostgreSQL store", c)
 }
 
 // importer is what `store import` needs of the postgres store.
@@ -113,17 +121,7 @@ type importer interface {
 
 var _ importer = (*postgres.Store)(nil)
 
-func cmdStoreImport(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("store import", stderr)
-	f.Usage = func() { fmt.Fprint(stderr, importHelp); f.PrintDefaults() }
-	pos, err := f.parse(args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) != 1 {
-		return fail(stderr, "store import: give one SQLite store file: bridge store import -c FILE SQLITE_PATH")
-	}
-	path := pos[0]
+func cmdStoreImport(f *cmdFlags, path string, stdout, stderr io.Writer) int {
 	cfg, err := bridge.LoadStore(f.config)
 	if err != nil {
 		printProblems(stderr, err)

@@ -7,20 +7,46 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"bridge/bridge"
 	"bridge/rules"
 )
 
-func cmdTest(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("test", stderr)
-	source := f.String("source", "", "normalize PAYLOAD.json as this source would and show what the rules make of it")
-	pos, err := f.parse(args)
-	if err != nil {
-		return 2
+func testCommand() *cobra.Command {
+	f := &cmdFlags{}
+	var source string
+	c := &cobra.Command{
+		Use:   "test -c FILE (TESTS.yaml | --source NAME PAYLOAD.json)",
+		Short: "run rule tests, or show what one payload becomes",
+		Long: `With TESTS.yaml, run its rule tests against the config: one line per test
+and a final "N passed, N failed"; exit 1 if any failed. With --source NAME
+and a PAYLOAD.json, normalize the payload as that source would and print
+the Event, each rule's verdict and every rendered action. Nothing is sent
+or stored either way.`,
+		Example: "  bridge test -c rules.example.yaml examples/rules_test.yaml\n" +
+			"  bridge test -c rules.example.yaml --source agility examples/agility/analysis_failed.json",
+		Args: func(c *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 0:
+				return usagef("give one TESTS.yaml, or --source NAME and one PAYLOAD.json")
+			case len(args) > 1:
+				return usagef("give one TESTS.yaml or PAYLOAD.json, not %d arguments (the config file goes with -c FILE)", len(args))
+			}
+			return nil
+		},
+		ValidArgsFunction: completeFiles("yaml", "yml", "json"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return exit(cmdTest(f, source, args, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
-	if len(pos) != 1 {
-		return fail(stderr, "test: give one TESTS.yaml, or --source NAME and one PAYLOAD.json")
-	}
+	addConfigFlag(c, f)
+	c.Flags().StringVar(&source, "source", "", "normalize PAYLOAD.json as the source of this `NAME` would, and show what the rules make of it")
+	c.RegisterFlagCompletionFunc("source", completeSources)
+	return c
+}
+
+func cmdTest(f *cmdFlags, source string, pos []string, stdout, stderr io.Writer) int {
 	l, err := loadConfig(f.config)
 	if err != nil {
 		printProblems(stderr, err)
@@ -33,14 +59,14 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		}
 		return src.Normalize(payload, time.Now().UTC())
 	}
-	if *source != "" {
+	if source != "" {
 		payload, err := os.ReadFile(pos[0])
 		if err != nil {
 			return fail(stderr, "test: %v", err)
 		}
-		src, ok := l.rt.Sources[*source]
+		src, ok := l.rt.Sources[source]
 		if !ok {
-			return fail(stderr, "test: %s: no source %q in %s", pos[0], *source, f.config)
+			return fail(stderr, "test: %s: no source %q in %s", pos[0], source, f.config)
 		}
 		ev, verdicts, err := rules.Try(l.rules, src, payload, time.Now().UTC())
 		if err != nil {

@@ -103,6 +103,11 @@ func (c *Config) Validate() error {
 
 func validFormat(f string) bool { return f == FormatJSON || f == FormatNDJSON }
 
+// CheckFiles reads the TLS files (bridge.FileChecker): a missing CA bundle
+// or client certificate is a validate problem at its key, not a sink that
+// serve cannot build.
+func (c *Config) CheckFiles(baseDir string) error { return c.TLS.CheckFiles(baseDir) }
+
 // Action is what a rule may set on an http action. No field is required.
 type Action struct {
 	// Format overrides the sink's format: json or ndjson.

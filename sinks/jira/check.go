@@ -2,6 +2,7 @@ package jira
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	jira "github.com/andygrunwald/go-jira"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/httpclient"
 )
 
 // checkTimeout bounds each request of Check.
@@ -61,12 +63,12 @@ type checker struct {
 
 func (c *checker) problem(format string, args ...any) {
 	c.problems++
-	fmt.Fprintf(c.w, "problem: "+format+"\n", args...)
+	fmt.Fprintf(c.w, "  problem: "+format+"\n", args...)
 }
 
-func (c *checker) ok(format string, args ...any) { fmt.Fprintf(c.w, "ok: "+format+"\n", args...) }
+func (c *checker) ok(format string, args ...any) { fmt.Fprintf(c.w, "  ok: "+format+"\n", args...) }
 
-func (c *checker) note(format string, args ...any) { fmt.Fprintf(c.w, "note: "+format+"\n", args...) }
+func (c *checker) note(format string, args ...any) { fmt.Fprintf(c.w, "  note: "+format+"\n", args...) }
 
 // needs is what the actions of one project and issue type use.
 type needs struct {
@@ -93,16 +95,26 @@ func (u transitionUse) what() string {
 }
 
 func (c *checker) run(ctx context.Context, actions []bridge.Action) (int, error) {
-	who, err := c.myself(ctx)
+	who, status, err := c.myself(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return c.problems, ctx.Err()
+		}
+		if err := c.unreachable(err, status); err != nil {
+			return c.problems, err
 		}
 		how := "a Jira Cloud account email in user and an API token in token"
 		if c.cfg.User == "" {
 			how = "a Data Center personal access token in token (or, on Jira Cloud, the account email in user and an API token in token)"
 		}
-		c.problem("cannot sign in to %s: %s. Check that the address is the Jira site and that the sink has %s, valid and not expired.", c.s.site, sentence(err), how)
+		switch {
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			c.problem("the token is refused by %s: %s. Check that the sink has %s, valid and not expired (a 403 may also mean the account must pass a CAPTCHA in the browser first).", c.s.site, sentence(err), how)
+		case status >= 500:
+			return c.problems, fmt.Errorf("jira: %s cannot answer now: %s; try again later", c.s.site, sentence(err))
+		default:
+			c.problem("cannot sign in to %s: %s. Check that url is the address of the Jira site (with its context path, if any).", c.s.site, sentence(err))
+		}
 		return c.problems, nil
 	}
 	fl, _ := c.s.flavorOf(ctx)
@@ -231,20 +243,66 @@ func (c *checker) run(ctx context.Context, actions []bridge.Action) (int, error)
 	return c.problems, nil
 }
 
-func (c *checker) myself(ctx context.Context) (string, error) {
+// myself asks Jira who the credentials are. status is the HTTP status of
+// a refusal; 0 when no answer came.
+func (c *checker) myself(ctx context.Context) (who string, status int, err error) {
 	var u jira.User
 	req, err := c.s.client.NewRequestWithContext(ctx, http.MethodGet, "rest/api/2/myself", nil)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if resp, err := c.s.client.Do(req, &u); err != nil {
-		return "", apiError("who am I", resp, err)
+		if resp != nil && resp.Response != nil {
+			status = resp.StatusCode
+		}
+		return "", status, apiError("who am I", resp, err)
 	}
 	id := u.AccountID
 	if id == "" {
 		id = u.Name
 	}
-	return fmt.Sprintf("%s (%s)", u.DisplayName, id), nil
+	return fmt.Sprintf("%s (%s)", u.DisplayName, id), 0, nil
+}
+
+// unreachable returns the error that ends the check when err (with no HTTP
+// answer: status 0) is a failure to reach Jira at all, a wrong address or
+// a network problem rather than wrong credentials; nil otherwise.
+func (c *checker) unreachable(err error, status int) error {
+	if status != 0 {
+		return nil
+	}
+	if cause, ok := httpclient.Unreachable(err); ok {
+		return &reachError{fmt.Sprintf("jira: cannot reach %s: %s", httpclient.Host(c.s.site), cause)}
+	}
+	return nil
+}
+
+// reachError ends a check part way: Jira could not be reached at all, so
+// nothing more can be checked.
+type reachError struct{ msg string }
+
+func (e *reachError) Error() string { return e.msg }
+
+// stop returns the error that ends the check for err, an error of a
+// request the check made: the context's, or Jira out of reach; nil when
+// the check goes on (and reports err as a finding).
+func (c *checker) stop(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var re *reachError
+	if errors.As(err, &re) {
+		return err
+	}
+	return c.unreachable(err, 0)
+}
+
+// answerStatus is the HTTP status of a go-jira answer, 0 for none.
+func answerStatus(resp *jira.Response) int {
+	if resp == nil || resp.Response == nil {
+		return 0
+	}
+	return resp.StatusCode
 }
 
 // metaItem is an entry of Jira's create metadata: an issue type or a field.
@@ -282,6 +340,9 @@ func (c *checker) meta(ctx context.Context, path string) ([]metaItem, error) {
 		var p metaPage
 		resp, err := c.s.client.Do(req, &p)
 		if err != nil {
+			if r := c.unreachable(err, answerStatus(resp)); r != nil {
+				return nil, r
+			}
 			return nil, apiError("create metadata", resp, err)
 		}
 		items := append(append(append(p.IssueTypes, p.Fields...), p.Values...), p.Results...)
@@ -296,8 +357,8 @@ func (c *checker) meta(ctx context.Context, path string) ([]metaItem, error) {
 func (c *checker) checkProject(ctx context.Context, project string, types map[string]*needs, moves map[string][]transitionUse) error {
 	its, err := c.meta(ctx, "rest/api/2/issue/createmeta/"+url.PathEscape(project)+"/issuetypes")
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := c.stop(ctx, err); err != nil {
+			return err
 		}
 		c.problem("project %s: %s. The project key may be wrong, or the bridge's account may lack the Browse Projects or Create Issues permission in it.", project, sentence(err))
 		return nil
@@ -323,8 +384,8 @@ func (c *checker) checkProject(ctx context.Context, project string, types map[st
 		}
 		fields, err := c.meta(ctx, "rest/api/2/issue/createmeta/"+url.PathEscape(project)+"/issuetypes/"+url.PathEscape(id))
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if err := c.stop(ctx, err); err != nil {
+				return err
 			}
 			c.problem("project %s, issue type %s: cannot read the create screen's fields: %s.", project, typeName, sentence(err))
 			continue
@@ -541,8 +602,8 @@ func (c *checker) checkTransitions(ctx context.Context, project, issueType strin
 		}
 		samples, err := c.sampleIssues(ctx, project, issueType, fromDone)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if err := c.stop(ctx, err); err != nil {
+				return err
 			}
 			for _, u := range group {
 				c.note("%s: transition %q (%s) not checked: cannot search for a %s %s issue to check it on: %s", where, u.name, u.key, state, issueType, sentence(err))
@@ -553,8 +614,8 @@ func (c *checker) checkTransitions(ctx context.Context, project, issueType strin
 		for _, iss := range samples {
 			ts, err := c.s.transitions(ctx, iss.Key)
 			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+				if err := c.stop(ctx, err); err != nil {
+					return err
 				}
 				c.note("%s: cannot read the transitions of %s: %s", where, iss.Key, sentence(err))
 				continue
@@ -628,6 +689,9 @@ func (c *checker) checkResolutions(ctx context.Context, used map[string]bool) er
 	if resp, err := c.s.client.Do(req, &list); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if err := c.unreachable(err, answerStatus(resp)); err != nil {
+			return err
 		}
 		c.note("resolutions not checked: %s", sentence(apiError("list resolutions", resp, err)))
 		return nil

@@ -28,7 +28,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"all good/cloud", jirafake.Cloud, "", []bridge.Action{good}, nil},
 		{"all good/datacenter", jirafake.DataCenter, "", []bridge.Action{good}, nil},
-		{"bad token", jirafake.Cloud, "nope", []bridge.Action{good}, []string{"cannot sign in to"}},
+		{"bad token", jirafake.Cloud, "nope", []bridge.Action{good}, []string{"problem: the token is refused by http://127.0.0.1:"}},
 		{"everything wrong", jirafake.DataCenter, "", []bridge.Action{
 			&Action{Summary: "s", Project: "NOPE"},
 			&Action{Summary: "s", IssueType: "Epic"},
@@ -68,6 +68,30 @@ func TestCheck(t *testing.T) {
 				t.Errorf("output:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// TestCheckUnreachable checks that a Jira that cannot be reached is not
+// reported as a bad token: the check could not run, and says so once, as
+// its error (the caller prints it), naming the host and why.
+func TestCheckUnreachable(t *testing.T) {
+	h := newHarness(t, jirafake.Options{Flavor: jirafake.Cloud})
+	addr := strings.TrimPrefix(h.srv.URL, "http://")
+	h.srv.Close()
+	var out bytes.Buffer
+	n, err := Check(context.Background(), h.cfg, nil, &out)
+	if want := "jira: cannot reach " + addr + ": connection refused"; err == nil || err.Error() != want || n != 0 {
+		t.Errorf("problems %d, err %v; want 0 and %q", n, err, want)
+	}
+	if out.String() != "" {
+		t.Errorf("Check printed, besides its error:\n%s", out.String())
+	}
+
+	h = newHarness(t, jirafake.Options{Flavor: jirafake.Cloud})
+	h.cfg.URL = "http://bridge-test.invalid"
+	n, err = Check(context.Background(), h.cfg, nil, &out)
+	if err == nil || !strings.HasPrefix(err.Error(), "jira: cannot reach bridge-test.invalid: ") || strings.Contains(out.String(), "token") {
+		t.Errorf("a name that does not resolve: problems %d, err %v:\n%s", n, err, out.String())
 	}
 }
 

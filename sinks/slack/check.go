@@ -15,6 +15,7 @@ import (
 	slackgo "github.com/slack-go/slack"
 
 	"bridge/bridge"
+	"bridge/sinks/internal/httpclient"
 )
 
 // channelID matches a conversation ID (public C..., private G..., DM D...).
@@ -28,8 +29,10 @@ var userID = regexp.MustCompile(`^[UW][A-Z0-9]{6,}$`)
 // channel the actions name (and the sink's default) exists, is not archived
 // and takes the bot's messages; with a webhook, what can be learnt without
 // posting a message. It writes one line per finding to w and returns the
-// number of problems found. err is set only when Slack could not be asked
-// at all.
+// number of problems found. err is set, and not written to w (the caller
+// prints it, once), only when Slack could not be asked: it could not be
+// reached ("cannot reach slack.com: connection refused"), or it answered
+// with a server error. A refused token is a problem, not err.
 func Check(ctx context.Context, cfg *Config, actions []bridge.Action, w io.Writer) (problems int, err error) {
 	c := *cfg
 	if err := c.Validate(); err != nil {
@@ -42,17 +45,23 @@ func Check(ctx context.Context, cfg *Config, actions []bridge.Action, w io.Write
 	}
 	defer s.Close(ctx)
 	ck := &checker{s: s, w: w, ctx: ctx}
-	if c.webhook() {
+	switch {
+	case c.webhook():
 		ck.webhook(actions)
-	} else if ck.token() {
+	case ck.token():
 		for _, ch := range channels {
+			if ck.err != nil {
+				break
+			}
 			ck.channel(ch)
 		}
-	} else if len(channels) > 0 {
+	case ck.err == nil && len(channels) > 0:
 		ck.printf("  channels: not checked, as the token does not work")
 	}
-	for _, t := range templated {
-		ck.printf("  channel %s: a template, rendered per event: not checked", t)
+	if ck.err == nil {
+		for _, t := range templated {
+			ck.printf("  channel %s: a template, rendered per event: not checked", t)
+		}
 	}
 	return ck.problems, ck.err
 }
@@ -93,6 +102,7 @@ type checker struct {
 	scopes  []string // nil when Slack did not say
 	byName  map[string]slackgo.Channel
 	listErr error
+	status  int // the HTTP status of the last call's answer; 0: no answer came
 }
 
 func (c *checker) printf(format string, args ...any) {
@@ -118,6 +128,7 @@ func (c *checker) call(method string, f func(ctx context.Context) error) error {
 	for try := 0; ; try++ {
 		ctx, ans := recordAnswer(c.ctx)
 		err := classify(method, f(ctx), ans)
+		c.status = ans.status
 		d, ok := retryDelay(err)
 		if !ok || ans.status != http.StatusTooManyRequests || try == 3 {
 			return err
@@ -137,6 +148,36 @@ func code(err error) string {
 	return ""
 }
 
+// fail ends the check with err, the error of a call with no answer or a
+// server error: Slack could not be asked. When no answer came at all, it
+// says "cannot reach HOST: why".
+func (c *checker) fail(err error, host string) {
+	if c.err != nil {
+		return
+	}
+	if cause, ok := httpclient.Unreachable(err); ok && c.status == 0 && code(err) == "" {
+		err = fmt.Errorf("slack: cannot reach %s: %s", host, cause)
+	}
+	c.err = err
+}
+
+// broken reports whether err, of the last call, means Slack could not be
+// asked (no answer, or a server error) rather than an answer about what
+// was asked.
+func (c *checker) broken(err error) bool {
+	return err != nil && code(err) == "" && (c.status == 0 || c.status >= 500)
+}
+
+// tokenRefused reports whether Slack's ok:false code means the token itself
+// is not accepted.
+func tokenRefused(code string) bool {
+	switch code {
+	case "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission", "org_login_required", "ekm_access_denied":
+		return true
+	}
+	return false
+}
+
 // token checks the bot token with auth.test.
 func (c *checker) token() bool {
 	var resp *slackgo.AuthTestResponse
@@ -145,12 +186,16 @@ func (c *checker) token() bool {
 		return err
 	})
 	if err != nil {
-		if code(err) == "" {
-			c.err = err
-			c.printf("  token: cannot reach Slack: %v", err)
-			return false
+		switch status := c.status; {
+		case tokenRefused(code(err)) || status == http.StatusUnauthorized || status == http.StatusForbidden:
+			c.problem("  token: refused by Slack: %v", err)
+		case code(err) != "":
+			c.problem("  token: does not work: %v", err)
+		case status != 0 && status < 500:
+			c.problem("  token: cannot be checked: %v (is api_url Slack's Web API, https://slack.com/api/?)", err)
+		default:
+			c.fail(err, httpclient.Host(c.s.cfg.APIURL))
 		}
-		c.problem("  token: does not work: %v", err)
 		return false
 	}
 	c.botName = resp.User
@@ -181,9 +226,12 @@ func (c *checker) channel(ref string) {
 		})
 		switch code(err) {
 		case "":
+			if c.broken(err) {
+				c.fail(err, httpclient.Host(c.s.cfg.APIURL))
+				return
+			}
 			if err != nil {
-				c.err = err
-				c.printf("  %s: cannot check: %v", label, err)
+				c.problem("  %s: cannot check: %v", label, err)
 				return
 			}
 		case "channel_not_found":
@@ -198,8 +246,9 @@ func (c *checker) channel(ref string) {
 			c.byName, c.listErr = c.listChannels()
 		}
 		if c.listErr != nil {
-			if code(c.listErr) == "" {
-				c.err = c.listErr
+			if c.broken(c.listErr) {
+				c.fail(c.listErr, httpclient.Host(c.s.cfg.APIURL))
+				return
 			}
 			c.problem("  %s: cannot look the name up: %v", label, c.listErr)
 			return
@@ -270,8 +319,11 @@ func (c *checker) webhook(actions []bridge.Action) {
 	req.Header.Set("User-Agent", c.s.doer.userAgent)
 	resp, err := c.s.http.Do(req)
 	if err != nil {
-		c.err = fmt.Errorf("slack: webhook: %w", cleanErr(err))
-		c.printf("  webhook: cannot reach it: %v", cleanErr(err))
+		if cause, ok := httpclient.Unreachable(err); ok {
+			c.err = fmt.Errorf("slack: webhook: cannot reach %s: %s", u.Host, cause)
+		} else {
+			c.err = fmt.Errorf("slack: webhook: %w", cleanErr(err))
+		}
 		return
 	}
 	defer resp.Body.Close()

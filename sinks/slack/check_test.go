@@ -3,6 +3,7 @@ package slack
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -79,7 +80,7 @@ func TestCheckToken(t *testing.T) {
 		cfg.Token = "xoxb-wrong"
 		var out bytes.Buffer
 		problems, err := Check(context.Background(), &cfg, actions, &out)
-		if err != nil || problems != 1 || !strings.Contains(out.String(), "token: does not work: slack: auth.test: invalid_auth") || !strings.Contains(out.String(), "channels: not checked") {
+		if err != nil || problems != 1 || !strings.Contains(out.String(), "token: refused by Slack: slack: auth.test: invalid_auth") || !strings.Contains(out.String(), "channels: not checked") {
 			t.Errorf("problems %d, err %v:\n%s", problems, err, out.String())
 		}
 	})
@@ -94,13 +95,30 @@ func TestCheckToken(t *testing.T) {
 		}
 	})
 	t.Run("Slack unreachable", func(t *testing.T) {
+		// Not a token problem: the check could not run. The caller prints
+		// err, so Check does not print it too.
 		closed := slackfake.New(slackfake.Options{})
 		closed.Close()
 		cfg := DefaultConfig()
 		cfg.Token, cfg.APIURL = testToken, closed.APIURL()
 		var out bytes.Buffer
-		if _, err := Check(context.Background(), &cfg, nil, &out); err == nil {
-			t.Errorf("no error:\n%s", out.String())
+		problems, err := Check(context.Background(), &cfg, actions, &out)
+		want := "slack: cannot reach " + strings.TrimSuffix(strings.TrimPrefix(closed.APIURL(), "http://"), "/api/") + ": connection refused"
+		if err == nil || err.Error() != want || problems != 0 {
+			t.Errorf("problems %d, err %v; want 0 and %q", problems, err, want)
+		}
+		if out.String() != "" {
+			t.Errorf("Check printed, besides its error:\n%s", out.String())
+		}
+	})
+	t.Run("Slack unreachable after auth.test", func(t *testing.T) {
+		f := slackfake.New(slackfake.Options{Tokens: []string{testToken}})
+		cfg := DefaultConfig()
+		cfg.Token, cfg.APIURL = testToken, f.APIURL()
+		var out bytes.Buffer
+		problems, err := Check(context.Background(), &cfg, []bridge.Action{&Action{Channel: "#a"}, &Action{Channel: "C0AAAAAAA"}}, &checkAfter{w: &out, after: "token: ok", do: f.Close})
+		if err == nil || !strings.Contains(err.Error(), "slack: cannot reach") || problems != 0 || strings.Contains(out.String(), "cannot") {
+			t.Errorf("problems %d, err %v:\n%s", problems, err, out.String())
 		}
 	})
 }
@@ -130,4 +148,21 @@ func TestCheckWebhook(t *testing.T) {
 	if n := len(f.Messages()); n != 0 {
 		t.Errorf("checking posted %d messages", n)
 	}
+}
+
+// checkAfter writes to w and runs do once a line containing after was
+// written: a service that goes away part way through a check.
+type checkAfter struct {
+	w     io.Writer
+	after string
+	do    func()
+}
+
+func (c *checkAfter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if c.do != nil && strings.Contains(string(p), c.after) {
+		c.do()
+		c.do = nil
+	}
+	return n, err
 }

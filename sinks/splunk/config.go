@@ -94,6 +94,11 @@ func (c *Config) endpoint() string {
 	return u.String()
 }
 
+// CheckFiles reads the TLS files (bridge.FileChecker): a missing CA bundle
+// or client certificate is a validate problem at its key, not a sink that
+// serve cannot build.
+func (c *Config) CheckFiles(baseDir string) error { return c.TLS.CheckFiles(baseDir) }
+
 // Action is what a rule may set on a splunk_hec action. No field is
 // required; each overrides the sink's setting for that action's events.
 type Action struct {

@@ -120,6 +120,16 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// CheckFiles reads the TLS files of network tls (bridge.FileChecker): a
+// missing CA bundle or client certificate is a validate problem at its
+// key, not a sink that serve cannot build.
+func (c *Config) CheckFiles(baseDir string) error {
+	if c.Network != NetworkTLS {
+		return nil
+	}
+	return c.TLS.CheckFiles(baseDir)
+}
+
 // maxMessageSize is the configured size limit with its default applied; 0
 // means no limit.
 func (c *Config) maxMessageSize() int {

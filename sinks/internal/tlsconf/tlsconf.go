@@ -43,8 +43,8 @@ type Config struct {
 func (c Config) IsZero() bool { return c == Config{} }
 
 // Validate reports every problem with the section, each a bridge.FieldError
-// at its key below Key ("tls.cert_file"). It does not read the files: Build
-// does, when the sink is created.
+// at its key below Key ("tls.cert_file"). It does not read the files:
+// CheckFiles does, at load time, and Build, when the sink is created.
 func (c Config) Validate() error {
 	var errs []error
 	switch {
@@ -56,6 +56,53 @@ func (c Config) Validate() error {
 			"is empty but key_file is set: cert_file and key_file go together, set both or neither"))
 	}
 	return errors.Join(errs...)
+}
+
+// CheckFiles reads the files the section names, relative paths resolved
+// against baseDir (the config file's directory), as Build will, and reports
+// each one that is missing, unreadable or not PEM as a bridge.FieldError at
+// its key, so that `validate` finds what would stop the sink from being
+// built. It reads nothing when Validate fails (set both or neither says it).
+func (c Config) CheckFiles(baseDir string) error {
+	if c.IsZero() || c.Validate() != nil {
+		return nil
+	}
+	var errs []error
+	if c.CAFile != "" {
+		path := bridge.ResolvePath(baseDir, c.CAFile)
+		pem, err := os.ReadFile(path)
+		switch {
+		case err != nil:
+			errs = append(errs, bridge.FieldErrorf(Key+".ca_file", "cannot read %s: %v", path, pathErr(err)))
+		case !x509.NewCertPool().AppendCertsFromPEM(pem):
+			errs = append(errs, bridge.FieldErrorf(Key+".ca_file", "%s holds no PEM certificate", path))
+		}
+	}
+	if c.CertFile != "" {
+		cert, key := bridge.ResolvePath(baseDir, c.CertFile), bridge.ResolvePath(baseDir, c.KeyFile)
+		readable := true
+		for _, f := range []struct{ key, path string }{{"cert_file", cert}, {"key_file", key}} {
+			if _, err := os.ReadFile(f.path); err != nil {
+				errs = append(errs, bridge.FieldErrorf(Key+"."+f.key, "cannot read %s: %v", f.path, pathErr(err)))
+				readable = false
+			}
+		}
+		if readable {
+			if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+				errs = append(errs, bridge.FieldErrorf(Key+".cert_file", "%s and %s are not a PEM certificate and its private key: %v", cert, key, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pathErr is the reason of a file error without the path it repeats.
+func pathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Build returns the client TLS config the section describes, with TLS 1.2

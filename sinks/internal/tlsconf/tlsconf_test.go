@@ -171,6 +171,54 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// TestCheckFiles checks that every file Build would fail on is found at
+// load time, at its key, with relative paths resolved as Build resolves
+// them; and that CheckFiles agrees with Build on the good ones.
+func TestCheckFiles(t *testing.T) {
+	p := newPKI(t)
+	for _, tc := range []struct {
+		name string
+		cfg  tlsconf.Config
+		want []string // "field: part of the message"
+	}{
+		{name: "empty", cfg: tlsconf.Config{}},
+		{name: "good, relative and absolute", cfg: tlsconf.Config{CAFile: "ca.pem", CertFile: filepath.Join(p.dir, "client-cert.pem"), KeyFile: "client-key.pem"}},
+		{name: "missing ca file", cfg: tlsconf.Config{CAFile: "nope.pem"}, want: []string{"tls.ca_file: cannot read " + filepath.Join(p.dir, "nope.pem") + ": no such file or directory"}},
+		{name: "ca file not pem", cfg: tlsconf.Config{CAFile: "bad.pem"}, want: []string{"tls.ca_file: " + filepath.Join(p.dir, "bad.pem") + " holds no PEM certificate"}},
+		{name: "missing cert and key", cfg: tlsconf.Config{CertFile: "nope.pem", KeyFile: "gone.pem"}, want: []string{
+			"tls.cert_file: cannot read " + filepath.Join(p.dir, "nope.pem"), "tls.key_file: cannot read " + filepath.Join(p.dir, "gone.pem")}},
+		{name: "key of another certificate", cfg: tlsconf.Config{CertFile: "client-cert.pem", KeyFile: "server-key.pem"}, want: []string{"tls.cert_file: ", "are not a PEM certificate and its private key"}},
+		{name: "everything missing", cfg: tlsconf.Config{CAFile: "a.pem", CertFile: "b.pem", KeyFile: "c.pem"}, want: []string{"tls.ca_file: ", "tls.cert_file: ", "tls.key_file: "}},
+		{name: "invalid: Validate says it, no file is read", cfg: tlsconf.Config{CertFile: "nope.pem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.CheckFiles(p.dir)
+			var got []string
+			for _, e := range bridge.SplitErrors(err) {
+				field, msg, ok := bridge.AsFieldError(e)
+				if !ok {
+					t.Errorf("%v is not a field error", e)
+				}
+				got = append(got, field+": "+msg)
+			}
+			all := strings.Join(got, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("CheckFiles = %q, want a problem containing %q", all, w)
+				}
+			}
+			if len(tc.want) == 0 && err != nil {
+				t.Errorf("CheckFiles = %v, want nil", err)
+			}
+			if tc.cfg.Validate() == nil {
+				if _, berr := tc.cfg.Build(bridge.SinkEnv{BaseDir: p.dir}, "test", slog.String("address", "x")); (berr == nil) != (err == nil) {
+					t.Errorf("CheckFiles = %v, but Build = %v: they must agree", err, berr)
+				}
+			}
+		})
+	}
+}
+
 // TestHandshake dials a server whose certificate names siem.test, at
 // 127.0.0.1, with the config Build returns.
 func TestHandshake(t *testing.T) {
