@@ -334,7 +334,7 @@ func (s *Store) Record(ctx context.Context, outs []bridge.Outcome) (err error) {
 	ids, nexts, ats := make([]int64, n), make([]int64, n), make([]int64, n)
 	statuses, results, errs := make([]string, n), make([]string, n), make([]string, n)
 	for i, o := range outs {
-		ids[i], statuses[i], results[i], errs[i], nexts[i], ats[i] = o.ID, o.Status, o.Result, o.Error, o.NextAt.UnixNano(), o.At.UnixNano()
+		ids[i], statuses[i], results[i], errs[i], nexts[i], ats[i] = o.ID, o.Status, pgText(o.Result), pgText(o.Error), o.NextAt.UnixNano(), o.At.UnixNano()
 	}
 	rows, err := s.pool.Query(ctx, recordSQL, ids, statuses, results, errs, nexts, ats, s.cfg.Replica)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,70 +13,9 @@ import (
 	"bridge/bridge"
 )
 
-// ingestSQL stores an event and its deliveries and notifies their sinks, in
-// one statement (so one round trip and one implicit transaction). On a
-// duplicate (source, id) the event insert returns no row, so neither the
-// deliveries nor the notifications happen.
-const ingestSQL = `
-WITH e AS (
-	INSERT INTO events (source, id, vendor, type, time, received, severity, title, subject, raw)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-	ON CONFLICT (source, id) DO NOTHING
-	RETURNING seq
-), d AS (
-	INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, created, window_start, next_at, updated, last_error)
-	SELECT e.seq, p.rule, p.idx, p.sink, p.action, p.status, $6, $6, $6, $6, p.err
-	FROM e, unnest($11::text[], $12::int[], $13::text[], $14::bytea[], $15::text[], $16::text[])
-		WITH ORDINALITY AS p (rule, idx, sink, action, status, err, ord)
-	ORDER BY p.ord
-)
-SELECT e.seq, (SELECT count(*) FROM (SELECT pg_notify('` + channel + `', s) FROM unnest($17::text[]) AS s
-	WHERE ` + notifiable + `) AS n)
-FROM e`
-
 // notifiable says whether sink name s fits in a NOTIFY payload (at most
 // 8000 bytes); a sink with a longer name is found by polling.
 const notifiable = `octet_length(s) <= 7000`
-
-// Ingest stores a new event and its planned deliveries in one transaction.
-// It reports duplicate (and stores nothing) when the source already has an
-// event with that id, also when another replica is storing it at the same
-// instant. Deliveries whose action failed to render are stored as failed
-// with the template's error. It returns after the commit.
-func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planned []bridge.Planned) (duplicate bool, err error) {
-	ctx, end, err := s.write(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer func() { err = end(err) }()
-	n := len(planned)
-	rules, sinks, statuses, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	idxs := make([]int32, n)
-	actions := make([][]byte, n)
-	var due []string
-	for i, p := range planned {
-		rules[i], idxs[i], sinks[i], actions[i], statuses[i] = p.Rule, int32(p.Index), p.Sink, p.Action, bridge.StatusPending
-		if p.Err != nil {
-			statuses[i], errs[i] = bridge.StatusFailed, p.Err.Error()
-		} else if !slices.Contains(due, p.Sink) {
-			due = append(due, p.Sink)
-		}
-	}
-	if raw == nil {
-		raw = []byte{}
-	}
-	var seq, notified int64
-	err = s.pool.QueryRow(ctx, ingestSQL, ev.Source, ev.ID, ev.Vendor, ev.Type, ev.Time.UnixNano(), ev.Received.UnixNano(),
-		ev.Severity, ev.Title, ev.Subject, raw, rules, idxs, sinks, actions, statuses, errs, due).Scan(&seq, &notified)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return true, nil
-	}
-	if err != nil {
-		return false, s.fail(ctx, "ingest", err)
-	}
-	s.committed(due)
-	return false, nil
-}
 
 // eventCols are an event's columns, read by eventScan.
 const eventCols = `e.seq, e.source, e.id, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw`

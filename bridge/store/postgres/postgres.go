@@ -125,6 +125,8 @@ type Store struct {
 
 	locksMu sync.Mutex
 	locks   map[string]*sinkLocks
+
+	ingestQ ingestQueue // Ingest's group commit (ingest.go)
 }
 
 // Open connects to the database, creates or migrates its schema (see
@@ -173,6 +175,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.cancel()
 		return nil, err
 	}
+	s.startIngest()
 	return s, nil
 }
 
@@ -238,6 +241,7 @@ func (s *Store) Replica() string { return s.cfg.Replica }
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.stopIngest() // stores what was queued
 		s.cancel()
 		s.bg.Wait()
 		s.pool.Close()

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,4 +72,15 @@ func (s *Store) SinkStats(ctx context.Context) (map[string]bridge.SinkStats, err
 		out[sink] = st
 	}
 	return out, nil
+}
+
+// pgText makes s storable in a text column: PostgreSQL refuses the NUL
+// character, which a title or subject taken from a vendor's data, or a
+// sink's error, may hold; it becomes U+FFFD there (the raw body, a bytea,
+// keeps it).
+func pgText(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
