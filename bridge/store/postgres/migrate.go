@@ -105,19 +105,30 @@ func Migrate(ctx context.Context, url string) error {
 		}
 		return fmt.Errorf("postgres store: migrate %s: %w", pc.target, redact(err, pc.secret))
 	}
-	conn, err := pgx.ConnectConfig(ctx, pc.pool.ConnConfig)
+	conn, closeConn, err := connectOnce(ctx, pc)
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn.Close(cctx)
-	}()
+	defer closeConn()
 	if err := migrate(ctx, conn); err != nil {
 		return fail(err)
 	}
 	return nil
+}
+
+// connectOnce opens one connection outside the pools, for a command that
+// runs a few statements (migrate, the schema version); the returned
+// function closes it.
+func connectOnce(ctx context.Context, pc *parsedURL) (*pgx.Conn, func(), error) {
+	conn, err := pgx.ConnectConfig(ctx, pc.pool.ConnConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}, nil
 }
 
 // migrate runs the migrations on conn.

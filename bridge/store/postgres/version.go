@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // SchemaVersionAt returns the schema version of the database at url, 0
@@ -19,15 +16,11 @@ func SchemaVersionAt(ctx context.Context, url string) (int, error) {
 	fail := func(err error) (int, error) {
 		return 0, fmt.Errorf("postgres store: read the schema version of %s: %w", pc.target, redact(err, pc.secret))
 	}
-	conn, err := pgx.ConnectConfig(ctx, pc.pool.ConnConfig)
+	conn, closeConn, err := connectOnce(ctx, pc)
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn.Close(cctx)
-	}()
+	defer closeConn()
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('bridge_schema') IS NOT NULL`).Scan(&exists); err != nil {
 		return fail(err)
