@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,39 +44,31 @@ func (s *Store) Deliveries(ctx context.Context, f bridge.DeliveryFilter) ([]*bri
 	}
 	defer cancel()
 	q := `SELECT ` + deliveryCols + ` FROM deliveries d JOIN events e ON e.seq = d.event_seq`
-	var where []string
-	var args []any
-	add := func(cond, v string) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var c conds
 	if f.Status != "" {
-		add("d.status = $%d", f.Status)
+		c.add("d.status = $?", f.Status)
 	}
 	if f.EventID != "" {
-		add("e.id = $%d", f.EventID)
+		c.add("e.id = $?", f.EventID)
 	}
 	if f.Source != "" {
-		add("e.source = $%d", f.Source)
+		c.add("e.source = $?", f.Source)
 	}
 	if f.Sink != "" {
-		add("d.sink = $%d", f.Sink)
+		c.add("d.sink = $?", f.Sink)
 	}
 	if f.Rule != "" {
-		add("d.rule = $%d", f.Rule)
+		c.add("d.rule = $?", f.Rule)
 	}
 	if f.Before > 0 {
-		args = append(args, f.Before)
-		where = append(where, fmt.Sprintf("d.id < $%d", len(args)))
+		c.add("d.id < $?", f.Before)
 	}
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
+	q += c.where()
 	q += " ORDER BY d.id DESC"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.pool.Query(ctx, q, c.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list deliveries", err)
 	}

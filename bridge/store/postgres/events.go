@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,35 +46,28 @@ func (s *Store) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.Stor
 	}
 	defer cancel()
 	q := `SELECT ` + eventCols + ` FROM events e`
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
-	}
+	var c conds
 	if f.Source != "" {
-		add("e.source = $?", f.Source)
+		c.add("e.source = $?", f.Source)
 	}
 	if f.Type != "" {
-		add("e.type = $?", f.Type)
+		c.add("e.type = $?", f.Type)
 	}
 	if f.Severity != "" {
-		add("e.severity = $?", f.Severity)
+		c.add("e.severity = $?", f.Severity)
 	}
 	if f.Text != "" {
-		add(`(e.title ILIKE $? OR e.subject ILIKE $?)`, "%"+bridge.EscapeLike(f.Text)+"%")
+		c.add(`(e.title ILIKE $? OR e.subject ILIKE $?)`, "%"+bridge.EscapeLike(f.Text)+"%")
 	}
 	if f.Before > 0 {
-		add("e.seq < $?", f.Before)
+		c.add("e.seq < $?", f.Before)
 	}
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
+	q += c.where()
 	q += ` ORDER BY e.seq DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.pool.Query(ctx, q, c.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list events", err)
 	}

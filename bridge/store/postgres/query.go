@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -83,4 +84,25 @@ func pgText(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// conds gathers the WHERE conditions of a list query and their arguments.
+type conds struct {
+	conds []string
+	args  []any
+}
+
+// add adds cond with one argument; every $? in cond is that argument's
+// placeholder.
+func (c *conds) add(cond string, arg any) {
+	c.args = append(c.args, arg)
+	c.conds = append(c.conds, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(c.args))))
+}
+
+// where is the WHERE clause of the conditions added, "" when there are none.
+func (c *conds) where() string {
+	if len(c.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.conds, " AND ")
 }

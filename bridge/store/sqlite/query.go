@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"bridge/bridge"
@@ -67,4 +68,23 @@ func (s *Store) SinkStats(ctx context.Context) (map[string]bridge.SinkStats, err
 		out[sink] = st
 	}
 	return out, nil
+}
+
+// conds gathers the WHERE conditions of a list query and their arguments.
+type conds struct {
+	conds []string
+	args  []any
+}
+
+func (c *conds) add(cond string, args ...any) {
+	c.conds = append(c.conds, cond)
+	c.args = append(c.args, args...)
+}
+
+// where is the WHERE clause of the conditions added, "" when there are none.
+func (c *conds) where() string {
+	if len(c.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.conds, " AND ")
 }

@@ -605,36 +605,29 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 // Events lists stored events, newest first.
 func (s *Store) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.StoredEvent, error) {
 	q := `SELECT seq, source, id, vendor, type, time, received, severity, title, subject, raw FROM events`
-	var where []string
-	var args []any
-	add := func(cond string, vs ...any) {
-		where = append(where, cond)
-		args = append(args, vs...)
-	}
+	var c conds
 	if f.Source != "" {
-		add("source = ?", f.Source)
+		c.add("source = ?", f.Source)
 	}
 	if f.Type != "" {
-		add("type = ?", f.Type)
+		c.add("type = ?", f.Type)
 	}
 	if f.Severity != "" {
-		add("severity = ?", f.Severity)
+		c.add("severity = ?", f.Severity)
 	}
 	if f.Text != "" {
 		like := "%" + bridge.EscapeLike(f.Text) + "%"
-		add(`(title LIKE ? ESCAPE '\' OR subject LIKE ? ESCAPE '\')`, like, like)
+		c.add(`(title LIKE ? ESCAPE '\' OR subject LIKE ? ESCAPE '\')`, like, like)
 	}
 	if f.Before > 0 {
-		add("seq < ?", f.Before)
+		c.add("seq < ?", f.Before)
 	}
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
+	q += c.where()
 	q += ` ORDER BY seq DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.rdb.QueryContext(ctx, q, c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list events: %w", err)
 	}
@@ -687,40 +680,31 @@ func scanDelivery(r scanner) (*bridge.DeliveryRecord, error) {
 // Deliveries lists deliveries, newest first.
 func (s *Store) Deliveries(ctx context.Context, f bridge.DeliveryFilter) ([]*bridge.DeliveryRecord, error) {
 	q := `SELECT ` + deliveryCols + ` FROM deliveries d JOIN events e ON e.seq = d.event_seq`
-	var where []string
-	var args []any
+	var c conds
 	if f.Status != "" {
-		where = append(where, "d.status = ?")
-		args = append(args, f.Status)
+		c.add("d.status = ?", f.Status)
 	}
 	if f.EventID != "" {
-		where = append(where, "e.id = ?")
-		args = append(args, f.EventID)
+		c.add("e.id = ?", f.EventID)
 	}
 	if f.Source != "" {
-		where = append(where, "e.source = ?")
-		args = append(args, f.Source)
+		c.add("e.source = ?", f.Source)
 	}
 	if f.Sink != "" {
-		where = append(where, "d.sink = ?")
-		args = append(args, f.Sink)
+		c.add("d.sink = ?", f.Sink)
 	}
 	if f.Rule != "" {
-		where = append(where, "d.rule = ?")
-		args = append(args, f.Rule)
+		c.add("d.rule = ?", f.Rule)
 	}
 	if f.Before > 0 {
-		where = append(where, "d.id < ?")
-		args = append(args, f.Before)
+		c.add("d.id < ?", f.Before)
 	}
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
+	q += c.where()
 	q += " ORDER BY d.id DESC"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.rdb.QueryContext(ctx, q, c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list deliveries: %w", err)
 	}
