@@ -248,7 +248,7 @@ func schemaMapper(t reflect.Type) *jsonschema.Schema {
 		return &jsonschema.Schema{Ref: "#/$defs/Duration"}
 	case t == secretType:
 		return &jsonschema.Schema{Ref: "#/$defs/Secret"}
-	case t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType):
+	case decodesItself(t):
 		return &jsonschema.Schema{} // it reads itself: anything goes
 	}
 	orEnv := func(typ string) *jsonschema.Schema {

@@ -150,7 +150,7 @@ func (c *typeChecker) walk(n *yaml.Node, t reflect.Type, label, key string) {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // yaml leaves the zero value (or the default); Validate judges it
 	}
-	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
+	if decodesItself(t) {
 		// Duration and the like read their own values and say what is wrong.
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			var te *yaml.TypeError
@@ -297,25 +297,11 @@ func entryLabel(key string, item *yaml.Node, i int) string {
 
 // describeType says in words what a value of type t is written as.
 func describeType(t reflect.Type) string {
-	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
-		if t == reflect.TypeOf(Duration(0)) {
-			return "a duration " + durationHint
-		}
-		return "a value"
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	w, t := typeWords(t)
+	if decodesItself(t) {
+		return w.one
 	}
 	switch t.Kind() {
-	case reflect.String:
-		return "text"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return "a whole number"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
 	case reflect.Slice, reflect.Array:
 		return "a list of " + describePlural(t.Elem())
 	case reflect.Map:
@@ -329,36 +315,51 @@ func describeType(t reflect.Type) string {
 		sort.Strings(names)
 		return "a mapping (" + strings.Join(names, ", ") + ")"
 	}
-	return "a value"
+	return w.one
 }
 
 // describePlural is describeType for the items of a list or mapping.
 func describePlural(t reflect.Type) string {
-	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
+	w, _ := typeWords(t)
+	return w.many
+}
+
+// decodesItself reports whether t has its own UnmarshalYAML.
+func decodesItself(t reflect.Type) bool {
+	return t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)
+}
+
+// words name a kind of value, one of them and several.
+type words struct{ one, many string }
+
+// typeWords names what a value of type t is written as, and returns t
+// without its pointers (t itself for a type that decodes itself).
+func typeWords(t reflect.Type) (words, reflect.Type) {
+	if decodesItself(t) {
 		if t == reflect.TypeOf(Duration(0)) {
-			return "durations"
+			return words{"a duration " + durationHint, "durations"}, t
 		}
-		return "values"
+		return words{"a value", "values"}, t
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return "text"
+		return words{"text", "text"}, t
 	case reflect.Bool:
-		return "true or false"
+		return words{"true or false", "true or false"}, t
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return "whole numbers"
+		return words{"a whole number", "whole numbers"}, t
 	case reflect.Float32, reflect.Float64:
-		return "numbers"
+		return words{"a number", "numbers"}, t
 	case reflect.Slice, reflect.Array:
-		return "lists"
+		return words{"a list", "lists"}, t
 	case reflect.Map, reflect.Struct:
-		return "mappings"
+		return words{"a mapping", "mappings"}, t
 	}
-	return "values"
+	return words{"a value", "values"}, t
 }
 
 // goTypeWords says in words what a Go type named in a yaml.v3 message is.
