@@ -1,10 +1,8 @@
 package splunk
 
 import (
-	"strings"
 	"testing"
 
-	"bridge/bridge"
 	"bridge/sinks/internal/sinktest"
 )
 
@@ -20,11 +18,7 @@ tls: {ca_file: missing-ca.pem}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var fc bridge.FileChecker = cfg
-	field, msg, ok := bridge.AsFieldError(fc.CheckFiles(t.TempDir()))
-	if !ok || field != "tls.ca_file" || !strings.Contains(msg, "missing-ca.pem: no such file or directory") {
-		t.Errorf("CheckFiles = %q %q, want tls.ca_file: cannot read .../missing-ca.pem", field, msg)
-	}
+	sinktest.CheckMissingCAFile(t, cfg, t.TempDir())
 	if err := DefaultConfig().CheckFiles(t.TempDir()); err != nil {
 		t.Errorf("no tls section: CheckFiles = %v", err)
 	}

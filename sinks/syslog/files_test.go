@@ -1,10 +1,9 @@
 package syslog
 
 import (
-	"strings"
 	"testing"
 
-	"bridge/bridge"
+	"bridge/sinks/internal/sinktest"
 	"bridge/sinks/internal/tlsconf"
 )
 
@@ -16,11 +15,7 @@ func TestCheckFiles(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var fc bridge.FileChecker = cfg
-	field, msg, ok := bridge.AsFieldError(fc.CheckFiles(t.TempDir()))
-	if !ok || field != "tls.ca_file" || !strings.Contains(msg, "missing-ca.pem: no such file or directory") {
-		t.Errorf("CheckFiles = %q %q, want tls.ca_file: cannot read .../missing-ca.pem", field, msg)
-	}
+	sinktest.CheckMissingCAFile(t, cfg, t.TempDir())
 	cfg.Network, cfg.TLS = NetworkTCP, tlsconf.Config{}
 	if err := cfg.CheckFiles(t.TempDir()); err != nil {
 		t.Errorf("network tcp: CheckFiles = %v", err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,5 +163,16 @@ func DecodeConfig(tb testing.TB, src string, cfg bridge.SinkConfig) {
 	}
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// CheckMissingCAFile fails tb unless fc's CheckFiles, with dir as the
+// config's directory, reports its tls.ca_file missing-ca.pem as unreadable,
+// at that key (bridge.FileChecker).
+func CheckMissingCAFile(tb testing.TB, fc bridge.FileChecker, dir string) {
+	tb.Helper()
+	field, msg, ok := bridge.AsFieldError(fc.CheckFiles(dir))
+	if !ok || field != "tls.ca_file" || !strings.Contains(msg, "missing-ca.pem: no such file or directory") {
+		tb.Errorf("CheckFiles = %q %q, want tls.ca_file: cannot read .../missing-ca.pem", field, msg)
 	}
 }
