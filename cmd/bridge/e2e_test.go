@@ -325,20 +325,7 @@ func TestCrashLosesNothing(t *testing.T) {
 
 	p2 := startBridge(t, cfg, addr)
 	// Every acknowledged event is stored exactly once.
-	out, stderr, code := runCLI(t, "events", "-c", cfg, "--limit", "0", "--json")
-	if code != 0 {
-		t.Fatalf("events: %s", stderr)
-	}
-	stored := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var ev struct{ ID, Source string }
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("events --json line %q: %v", sc.Text(), err)
-		}
-		stored[ev.Source+"/"+ev.ID]++
-	}
+	stored := storedEvents(t, cfg)
 	t.Logf("stored %d events, %d acknowledged", len(stored), len(acked))
 	byID := map[string]int{}
 	for k, n := range stored {
@@ -391,7 +378,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out, _, _ = runCLI(t, "deliveries", "-c", cfg, "--status", "pending", "--json", "--limit", "0")
+	out, _, _ := runCLI(t, "deliveries", "-c", cfg, "--status", "pending", "--json", "--limit", "0")
 	deadline = time.Now().Add(10 * time.Second)
 	for strings.TrimSpace(out) != "" && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

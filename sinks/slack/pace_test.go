@@ -3,7 +3,6 @@ package slack
 import (
 	"context"
 	"math"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,18 +13,8 @@ import (
 // TestHoldIsBounded checks that a 429's hold cannot overflow the pacer's
 // arithmetic into a wait that sleeps for ever, and is cut to maxHold.
 func TestHoldIsBounded(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	var slept []time.Duration
-	sleep := func(_ context.Context, d time.Duration) error {
-		mu.Lock()
-		defer mu.Unlock()
-		slept = append(slept, d)
-		now = now.Add(d)
-		return nil
-	}
-	p := newPacer(bridge.RateLimit{RPS: 1, Burst: 3}, clock, sleep)
+	c := &sleepClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	p := newPacer(bridge.RateLimit{RPS: 1, Burst: 3}, c.Now, c.Sleep)
 	for _, tc := range []struct {
 		name string
 		hold time.Duration
@@ -41,7 +30,7 @@ func TestHoldIsBounded(t *testing.T) {
 			p.hold(key, tc.hold)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			n := len(slept)
+			n := len(c.slept)
 			err := p.wait(ctx, key)
 			d, ok := bridge.RetryDelay(err)
 			if tc.want == 0 {
@@ -50,8 +39,8 @@ func TestHoldIsBounded(t *testing.T) {
 				}
 				return
 			}
-			if !ok || d != tc.want || len(slept) != n {
-				t.Fatalf("err %v, delay %s, slept %v; want a RetryAfter of %s at once", err, d, slept[n:], tc.want)
+			if !ok || d != tc.want || len(c.slept) != n {
+				t.Fatalf("err %v, delay %s, c.slept %v; want a RetryAfter of %s at once", err, d, c.slept[n:], tc.want)
 			}
 		})
 	}

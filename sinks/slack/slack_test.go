@@ -492,47 +492,58 @@ func TestBurstIsPacedWithoutRateLimit(t *testing.T) {
 	}
 }
 
+// sleepClock is a fake clock that sleeping advances, so pacing is exact
+// and instant; slept lists every sleep.
+type sleepClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	slept []time.Duration
+}
+
+func (c *sleepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *sleepClock) Sleep(_ context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slept = append(c.slept, d)
+	c.now = c.now.Add(d)
+	return nil
+}
+
 func TestPacerWithClock(t *testing.T) {
-	// A fake clock: sleeping advances it, so pacing is exact and instant.
-	var mu sync.Mutex
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	var slept []time.Duration
-	sleep := func(_ context.Context, d time.Duration) error {
-		mu.Lock()
-		defer mu.Unlock()
-		slept = append(slept, d)
-		now = now.Add(d)
-		return nil
-	}
-	p := newPacer(bridge.RateLimit{RPS: 1, Burst: 3}, clock, sleep)
+	c := &sleepClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	p := newPacer(bridge.RateLimit{RPS: 1, Burst: 3}, c.Now, c.Sleep)
 	for i := 0; i < 20; i++ {
 		if err := p.wait(context.Background(), "C1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(slept) != 17 {
-		t.Fatalf("slept %d times, want 17 (20 messages, bursts of 3)", len(slept))
+	if len(c.slept) != 17 {
+		t.Fatalf("c.slept %d times, want 17 (20 messages, bursts of 3)", len(c.slept))
 	}
-	for _, d := range slept {
+	for _, d := range c.slept {
 		if d != time.Second {
-			t.Errorf("slept %s between messages, want 1s", d)
+			t.Errorf("c.slept %s between messages, want 1s", d)
 		}
 	}
-	if err := p.wait(context.Background(), "C2"); err != nil || len(slept) != 17 {
+	if err := p.wait(context.Background(), "C2"); err != nil || len(c.slept) != 17 {
 		t.Errorf("another channel waited: %v", err)
 	}
 
 	// After a 429, the channel is held back for Retry-After.
 	p.hold("C2", 30*time.Second)
-	if err := p.wait(context.Background(), "C2"); err != nil || slept[len(slept)-1] != 30*time.Second {
-		t.Errorf("after hold: err %v, slept %v", err, slept[len(slept)-1])
+	if err := p.wait(context.Background(), "C2"); err != nil || c.slept[len(c.slept)-1] != 30*time.Second {
+		t.Errorf("after hold: err %v, c.slept %v", err, c.slept[len(c.slept)-1])
 	}
 
 	// A wait past the deadline returns RetryAfter at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	n := len(slept)
+	n := len(c.slept)
 	for i := 0; i < 3; i++ { // empty C3's burst
 		if err := p.wait(ctx, "C3"); err != nil {
 			t.Fatal(err)
@@ -544,8 +555,8 @@ func TestPacerWithClock(t *testing.T) {
 	p.hold("C3", 5*time.Second)
 	err := p.wait(ctx, "C3")
 	d, ok := bridge.RetryDelay(err)
-	if !ok || bridge.IsPermanent(err) || d != 5*time.Second || len(slept) != n+1 {
-		t.Errorf("err %v, delay %s, slept %v", err, d, slept[n:])
+	if !ok || bridge.IsPermanent(err) || d != 5*time.Second || len(c.slept) != n+1 {
+		t.Errorf("err %v, delay %s, c.slept %v", err, d, c.slept[n:])
 	}
 }
 
