@@ -56,16 +56,11 @@ func (c *console) apiEvents(w http.ResponseWriter, r *http.Request) {
 
 func (c *console) apiEvent(w http.ResponseWriter, r *http.Request) {
 	source, id := r.PathValue("source"), r.PathValue("id")
-	se, raw, err := c.opt.Store.Event(r.Context(), source, id)
+	se, raw, ds, err := c.eventWithDeliveries(r, source, id)
 	if errors.Is(err, bridge.ErrNotFound) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no event %q from source %q", id, source))
 		return
 	}
-	if err != nil {
-		c.storeFailed(w, r, err)
-		return
-	}
-	ds, err := c.opt.Store.Deliveries(r.Context(), bridge.DeliveryFilter{EventID: id, Source: source, Limit: maxEventDeliveries})
 	if err != nil {
 		c.storeFailed(w, r, err)
 		return

@@ -240,18 +240,28 @@ type eventData struct {
 // maxEventDeliveries bounds the deliveries shown with one event.
 const maxEventDeliveries = 200
 
+// eventWithDeliveries reads one event, its raw body and (at most
+// maxEventDeliveries of) its deliveries, for its page and its API object;
+// bridge.ErrNotFound when the store has no such event.
+func (c *console) eventWithDeliveries(r *http.Request, source, id string) (*bridge.StoredEvent, []byte, []*bridge.DeliveryRecord, error) {
+	se, raw, err := c.opt.Store.Event(r.Context(), source, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ds, err := c.opt.Store.Deliveries(r.Context(), bridge.DeliveryFilter{EventID: id, Source: source, Limit: maxEventDeliveries})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return se, raw, ds, nil
+}
+
 func (c *console) event(w http.ResponseWriter, r *http.Request) {
 	source, id := r.PathValue("source"), r.PathValue("id")
-	se, raw, err := c.opt.Store.Event(r.Context(), source, id)
+	se, raw, ds, err := c.eventWithDeliveries(r, source, id)
 	if errors.Is(err, bridge.ErrNotFound) {
 		c.errorPage(w, r, http.StatusNotFound, fmt.Sprintf("No event %q from source %q is stored (it may have been pruned).", id, source))
 		return
 	}
-	if err != nil {
-		c.storeFailed(w, r, err)
-		return
-	}
-	ds, err := c.opt.Store.Deliveries(r.Context(), bridge.DeliveryFilter{EventID: id, Source: source, Limit: maxEventDeliveries})
 	if err != nil {
 		c.storeFailed(w, r, err)
 		return

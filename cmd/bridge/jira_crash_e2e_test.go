@@ -1,11 +1,7 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,22 +25,7 @@ func TestJiraCrashAfterRememberE2E(t *testing.T) {
 	p := startBridge(t, cfg, addr)
 	os.Unsetenv(faultEnv)
 	mustPost(t, addr, example(t, "ag", "analysis_failed.json", "crash-1", nil))
-	select {
-	case err := <-p.done:
-		p.done <- err
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("bridge exited with %v, want a SIGKILL", err)
-		}
-		if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("bridge ended with %v, want a SIGKILL", ee)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the bridge did not stop at the fault point:\n%s", p.logs.String())
-	}
-	if !strings.Contains(p.logs.String(), jira.FaultAfterRemember) {
-		t.Fatalf("the bridge died elsewhere than at the fault point:\n%s", p.logs.String())
-	}
+	wantFaultKill(t, p, jira.FaultAfterRemember)
 	issues := fake.Issues()
 	if len(issues) != 1 {
 		t.Fatalf("%d issues before the restart, want 1: %+v", len(issues), issues)
