@@ -1,7 +1,5 @@
 package bridge
 
-import "testing"
-
 // The stores live in packages of their own that import this one, so this
 // package's tests cannot import them: storehook_test.go (package
 // bridge_test, compiled into the same test binary) fills these in with the
@@ -13,14 +11,3 @@ var (
 	// for tests that make the store fail on purpose.
 	ExecTestStore func(s Store, stmt string) error
 )
-
-// openTestStore opens an SQLite store at path, closed when the test ends.
-func openTestStore(t testing.TB, path string) Store {
-	t.Helper()
-	s, err := OpenTestStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}

@@ -59,7 +59,6 @@ type Browser struct {
 	user     string
 	password string
 	problems []string // console errors, exceptions, failed loads, dialogs
-	auths    int      // basic-auth challenges answered
 }
 
 // New starts chromium for t; it stops when t ends. Screenshots go to
@@ -141,7 +140,6 @@ func (b *Browser) watch() {
 			}
 			b.mu.Lock()
 			user, pw := b.user, b.password
-			b.auths++
 			b.mu.Unlock()
 			resp := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}
 			if user != "" {
@@ -246,9 +244,6 @@ func (b *Browser) NoProblems(what string) {
 	}
 }
 
-// Context is the tab's chromedp context, for actions of one's own.
-func (b *Browser) Context() context.Context { return b.ctx }
-
 // Open navigates to url and returns the HTTP status of the page.
 func (b *Browser) Open(url string) int {
 	b.t.Helper()
@@ -321,11 +316,4 @@ func (b *Browser) Screenshot(name string) string {
 	}
 	b.t.Logf("screenshot: %s", path)
 	return path
-}
-
-// Auths is how many basic-auth challenges the browser was given.
-func (b *Browser) Auths() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.auths
 }
