@@ -16,7 +16,7 @@ func (s *Store) Event(ctx context.Context, source, id string) (*bridge.StoredEve
 	row := s.rdb.QueryRowContext(ctx, `SELECT seq, source, id, vendor, type, time, received, severity, title, subject, raw
 		FROM events WHERE source = ? AND id = ?`, source, id)
 	var se bridge.StoredEvent
-	ev, err := scanEvent(row, &se.Seq)
+	ev, raw, err := scanEventRaw(row, &se.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, bridge.ErrNotFound
 	}
@@ -24,10 +24,6 @@ func (s *Store) Event(ctx context.Context, source, id string) (*bridge.StoredEve
 		return nil, nil, fmt.Errorf("store: read event: %w", err)
 	}
 	se.Event = ev
-	var raw []byte
-	if err := s.rdb.QueryRowContext(ctx, `SELECT raw FROM events WHERE seq = ?`, se.Seq).Scan(&raw); err != nil {
-		return nil, nil, fmt.Errorf("store: read event: %w", err)
-	}
 	return &se, raw, nil
 }
 

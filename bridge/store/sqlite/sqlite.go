@@ -649,16 +649,22 @@ type scanner interface{ Scan(dest ...any) error }
 
 // scanEvent reads the event columns (seq first) and rebuilds data from raw.
 func scanEvent(r scanner, seq *int64) (*bridge.Event, error) {
+	ev, _, err := scanEventRaw(r, seq)
+	return ev, err
+}
+
+// scanEventRaw is scanEvent that also returns the raw body.
+func scanEventRaw(r scanner, seq *int64) (*bridge.Event, []byte, error) {
 	var ev bridge.Event
 	var t, rc int64
 	var raw []byte
 	if err := r.Scan(seq, &ev.Source, &ev.ID, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ev.Time = time.Unix(0, t).UTC()
 	ev.Received = time.Unix(0, rc).UTC()
 	ev.Data = bridge.StoredData(raw)
-	return &ev, nil
+	return &ev, raw, nil
 }
 
 const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start`
