@@ -23,7 +23,8 @@ type Store interface {
 	// transaction and returns after the commit. It reports duplicate (and
 	// stores nothing) when the source already has an event with that id.
 	// A planned delivery whose action failed to render is stored as failed
-	// with the template's error.
+	// with the template's error; a dependent (Planned.After) is stored
+	// pending and Waiting, announced to no sink.
 	Ingest(ctx context.Context, ev *Event, raw []byte, planned []Planned) (duplicate bool, err error)
 	// Events lists stored events, newest first.
 	Events(ctx context.Context, f EventFilter) ([]StoredEvent, error)
@@ -53,11 +54,16 @@ type Store interface {
 	// Renew extends this process's claims on ids while their attempt
 	// runs, and returns those it no longer holds.
 	Renew(ctx context.Context, ids []int64, now time.Time) (lost []int64, err error)
-	// Record stores the outcomes of attempts and releases their claims.
+	// Record stores the outcomes of attempts and releases their claims,
+	// and releases or fails the dependents of those whose Outcome.Chained
+	// is set (their record's ActionID is not empty: callers must set it).
 	Record(ctx context.Context, outs []Outcome) error
 	// Replay puts failed deliveries back in the queue, due now, with a
-	// fresh retry window; with no ids, every failed one. It returns the ids
-	// replayed.
+	// fresh retry window; with no ids, every failed one. A dependent waits
+	// again when the action it runs after is pending or replayed with it,
+	// and stays failed when that action stays failed; a replayed action's
+	// failed dependents wait for it again, and count as replayed. It
+	// returns the ids replayed.
 	Replay(ctx context.Context, ids []int64, now time.Time) ([]int64, error)
 	// Prune deletes events received before cutoff that have no pending
 	// delivery, with their deliveries, and returns how many.
@@ -126,6 +132,21 @@ type DeliveryRecord struct {
 	Updated     time.Time       `json:"updated"`
 	Action      json.RawMessage `json:"action,omitempty"`
 	WindowStart time.Time       `json:"-"` // when the retry window began: when the event was stored, or the last replay
+
+	// ActionID is the action's `id` within its rule ("" for none); After
+	// the `id` of the action it runs after, whose Index is AfterIndex (-1
+	// when After is ""). Link is a URL a person can open for the result
+	// (a Jira issue's browse URL), "" where the sink has none.
+	ActionID   string `json:"action_id,omitempty"`
+	After      string `json:"after,omitempty"`
+	AfterIndex int    `json:"-"`
+	Link       string `json:"link,omitempty"`
+}
+
+// Waiting reports whether the delivery is pending and waits for the
+// delivery of the action it runs after.
+func (d *DeliveryRecord) Waiting() bool {
+	return d.Status == StatusPending && d.After != "" && WaitingAt(d.NextAt)
 }
 
 // DeliveryFilter selects deliveries to list.
@@ -175,6 +196,13 @@ type Outcome struct {
 	Error  string    // the sink's message, when it failed
 	NextAt time.Time // when a retry is due
 	At     time.Time
+	Link   string // a URL a person can open for the result, when delivered and the sink has one
+
+	// Chained is set for a delivery whose action has an id: deliveries
+	// of its rule may run after it. Delivered, the store releases them
+	// (due now, a fresh retry window); failed, it fails them (and theirs)
+	// with ChainFailed. Others cost nothing more to record.
+	Chained bool
 }
 
 // StoredData returns the `data` object of a stored raw body ({} when

@@ -265,6 +265,7 @@ func importedEvent(e sqlite.ExportedEvent) postgres.ImportedEvent {
 			Rule: d.Rule, Index: d.Index, Sink: d.Sink, Action: d.Action,
 			Status: d.Status, Attempts: d.Attempts, LastError: d.LastError, Result: d.Result,
 			Created: d.Created, WindowStart: d.WindowStart, NextAt: d.NextAt, Updated: d.Updated,
+			ActionID: d.ActionID, After: d.After, AfterIndex: d.AfterIndex, Link: d.Link,
 		}
 	}
 	return ie

@@ -13,7 +13,8 @@ import (
 
 // deliveryCols are a delivery's columns (d) with its event's id and source
 // (e), read by deliveryScan.
-const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start`
+const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start,
+	d.action_name, d.after_name, d.after_index, d.link`
 
 // deliveryScan holds the scan targets of deliveryCols.
 type deliveryScan struct {
@@ -24,7 +25,8 @@ type deliveryScan struct {
 
 func (x *deliveryScan) dest() []any {
 	d := &x.d
-	return []any{&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &x.c, &x.n, &x.u, &x.action, &x.w}
+	return []any{&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &x.c, &x.n, &x.u, &x.action, &x.w,
+		&d.ActionID, &d.After, &d.AfterIndex, &d.Link}
 }
 
 func (x *deliveryScan) record() *bridge.DeliveryRecord {
@@ -290,100 +292,4 @@ func missing(want, got []int64) []int64 {
 		}
 	}
 	return out
-}
-
-// recordSQL applies outcomes, all in one statement, to the deliveries this
-// replica holds, or that nobody holds and are still pending; it releases
-// their leases. The result is kept when the outcome has none.
-const recordSQL = `
-UPDATE deliveries d SET status = o.status, attempts = d.attempts + 1,
-	result = CASE WHEN o.result <> '' THEN o.result ELSE d.result END,
-	last_error = o.error, next_at = o.next_at, updated = o.at,
-	lease_owner = NULL, lease_until = NULL
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS o (id, status, result, error, next_at, at)
-WHERE d.id = o.id AND (d.lease_owner = $7 OR (d.lease_owner IS NULL AND d.status = 'pending'))
-RETURNING d.id`
-
-// Record stores the outcomes of attempts (status, one more attempt, the
-// result unless the outcome has none, the last error, the next attempt's
-// time) and releases their leases, in one statement. An outcome is not
-// applied when another replica holds the delivery's lease now (it took the
-// delivery over), or when nobody does and the delivery is no longer pending
-// (another replica already recorded it): that other replica's attempt
-// stands. Those outcomes are logged as a warning, not returned as an error,
-// since the others were stored and nothing is to be retried.
-func (s *Store) Record(ctx context.Context, outs []bridge.Outcome) (err error) {
-	if len(outs) == 0 {
-		return nil
-	}
-	ctx, end, err := s.write(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { err = end(err) }()
-	n := len(outs)
-	ids, nexts, ats := make([]int64, n), make([]int64, n), make([]int64, n)
-	statuses, results, errs := make([]string, n), make([]string, n), make([]string, n)
-	for i, o := range outs {
-		ids[i], statuses[i], results[i], errs[i], nexts[i], ats[i] = o.ID, o.Status, pgText(o.Result), pgText(o.Error), o.NextAt.UnixNano(), o.At.UnixNano()
-	}
-	rows, err := s.pool.Query(ctx, recordSQL, ids, statuses, results, errs, nexts, ats, s.cfg.Replica)
-	if err != nil {
-		return s.fail(ctx, "record outcomes", err)
-	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return s.fail(ctx, "record outcomes", err)
-	}
-	if stale := missing(ids, applied); len(stale) > 0 {
-		s.log.Warn("postgres store: outcomes not recorded: another replica took these deliveries over (or has recorded them)", "count", len(stale), "deliveries", stale)
-	}
-	return nil
-}
-
-// replaySQL puts failed deliveries back in the queue and notifies their
-// sinks in the same transaction.
-const replaySQL = `
-WITH r AS (
-	UPDATE deliveries SET status = 'pending', next_at = $1, window_start = $1, updated = $1, lease_owner = NULL, lease_until = NULL
-	WHERE status = 'failed' AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
-	RETURNING id, sink
-), n AS (
-	SELECT pg_notify('` + channel + `', s) FROM (SELECT DISTINCT sink AS s FROM r) AS x WHERE ` + notifiable + `
-)
-SELECT id, sink, (SELECT count(*) FROM n) FROM r ORDER BY id`
-
-// Replay puts failed deliveries back in the queue, due now, with a fresh
-// retry window, and wakes every replica's schedulers of their sinks. With
-// no ids it replays every failed delivery. It returns the ids it replayed.
-func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) (_ []int64, err error) {
-	ctx, end, err := s.write(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { err = end(err) }()
-	var want []int64 // nil: all
-	if len(ids) > 0 {
-		want = ids
-	}
-	rows, err := s.pool.Query(ctx, replaySQL, now.UnixNano(), want)
-	if err != nil {
-		return nil, s.fail(ctx, "replay", err)
-	}
-	var out []int64
-	var sinks []string
-	var id, n int64
-	var sink string
-	_, err = pgx.ForEachRow(rows, []any{&id, &sink, &n}, func() error {
-		out = append(out, id)
-		if !slices.Contains(sinks, sink) {
-			sinks = append(sinks, sink)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, s.fail(ctx, "replay", err)
-	}
-	s.committed(sinks)
-	return out, nil
 }

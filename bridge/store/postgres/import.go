@@ -36,6 +36,16 @@ type ImportedDelivery struct {
 	WindowStart time.Time
 	NextAt      time.Time
 	Updated     time.Time
+
+	// ActionID is the action's `id` within its rule ("" for none); After
+	// the `id` of the action it runs after ("" for none), whose Index is
+	// AfterIndex (read only when After is set). A dependent that waits
+	// (pending, NextAt bridge.Waiting) keeps waiting for the imported
+	// delivery of that action. Link is the URL of a delivered result.
+	ActionID   string
+	After      string
+	AfterIndex int
+	Link       string
 }
 
 // StateRow is one key of a sink's state, as another store has it.
@@ -54,23 +64,28 @@ type ImportCounts struct {
 // stored, then those of its deliveries whose (rule, action index) the stored
 // event lacks. The second runs as a statement of its own, so it sees the
 // event whether this import or another writer stored it. Pending ones are
-// announced, so running replicas take them up at once.
+// announced, so running replicas take them up at once, but for dependents
+// that wait: the delivery of their action releases them.
 const (
 	importEventSQL = `INSERT INTO events (source, id, vendor, type, time, received, severity, title, subject, raw)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source, id) DO NOTHING`
 	importDeliveriesSQL = `
 WITH d AS (
-	INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, last_error, result, created, window_start, next_at, updated)
-	SELECT e.seq, p.rule, p.idx, p.sink, p.action, p.status, p.attempts, p.err, p.result, p.created, p.window_start, p.next_at, p.updated
+	INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, last_error, result, created, window_start, next_at, updated,
+		action_name, after_name, after_index, link)
+	SELECT e.seq, p.rule, p.idx, p.sink, p.action, p.status, p.attempts, p.err, p.result, p.created, p.window_start, p.next_at, p.updated,
+		p.action_name, p.after_name, p.after_index, p.link
 	FROM events e, unnest($3::text[], $4::int[], $5::text[], $6::bytea[], $7::text[], $8::int[], $9::text[], $10::text[],
-		$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])
-		WITH ORDINALITY AS p (rule, idx, sink, action, status, attempts, err, result, created, window_start, next_at, updated, ord)
+		$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[], $17::int[], $18::text[])
+		WITH ORDINALITY AS p (rule, idx, sink, action, status, attempts, err, result, created, window_start, next_at, updated,
+			action_name, after_name, after_index, link, ord)
 	WHERE e.source = $1 AND e.id = $2
 	ORDER BY p.ord
 	ON CONFLICT (event_seq, rule, action_index) DO NOTHING
-	RETURNING sink, status
+	RETURNING sink, status, next_at
 ), n AS (
-	SELECT pg_notify('` + channel + `', s) FROM (SELECT DISTINCT sink AS s FROM d WHERE status = 'pending') AS x WHERE ` + notifiable + `
+	SELECT pg_notify('` + channel + `', s)
+	FROM (SELECT DISTINCT sink AS s FROM d WHERE status = 'pending' AND next_at <> ` + waitingAt + `) AS x WHERE ` + notifiable + `
 )
 SELECT count(*), (SELECT count(*) FROM n) FROM d`
 )
@@ -105,13 +120,19 @@ func (s *Store) Import(ctx context.Context, evs []ImportedEvent) (counts ImportC
 		idxs, attempts := make([]int32, n), make([]int32, n)
 		actions := make([][]byte, n)
 		created, windows, nexts, updated := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		names, afters, links := make([]string, n), make([]string, n), make([]string, n)
+		afterIdxs := make([]int32, n)
 		for i, d := range ie.Deliveries {
 			rules[i], idxs[i], sinks[i], actions[i], statuses[i] = d.Rule, int32(d.Index), d.Sink, d.Action, d.Status
 			attempts[i], errs[i], results[i] = int32(d.Attempts), d.LastError, d.Result
 			created[i], windows[i], nexts[i], updated[i] = d.Created.UnixNano(), d.WindowStart.UnixNano(), d.NextAt.UnixNano(), d.Updated.UnixNano()
+			names[i], afters[i], afterIdxs[i], links[i] = d.ActionID, d.After, -1, d.Link
+			if d.After != "" {
+				afterIdxs[i] = int32(d.AfterIndex)
+			}
 		}
 		b.Queue(importDeliveriesSQL, ev.Source, ev.ID, rules, idxs, sinks, actions, statuses, attempts, errs, results,
-			created, windows, nexts, updated)
+			created, windows, nexts, updated, names, afters, afterIdxs, links)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -129,7 +150,7 @@ func (s *Store) Import(ctx context.Context, evs []ImportedEvent) (counts ImportC
 		counts.Deliveries += added
 		if added > 0 {
 			for _, d := range ie.Deliveries {
-				if d.Status == bridge.StatusPending && !slices.Contains(woken, d.Sink) {
+				if d.Status == bridge.StatusPending && !bridge.WaitingAt(d.NextAt) && !slices.Contains(woken, d.Sink) {
 					woken = append(woken, d.Sink)
 				}
 			}

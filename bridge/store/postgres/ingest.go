@@ -57,9 +57,12 @@ var (
 // event whose (source, id) is stored already, or being stored by another
 // transaction, is not inserted and not returned. a maps each accepted
 // event's position in the arrays (ord, from 1) to its seq. The deliveries
-// ($11..$17) name their event by position; those of events not accepted
-// join nothing. The statement returns the positions of the accepted
-// events, and pg_notify runs once per sink that got a pending delivery.
+// ($11..$20) name their event by position; those of events not accepted
+// join nothing. A dependent (one with an after_name) is stored waiting
+// (next_at waitingAt): no scheduler finds it due until the delivery of the
+// action it runs after releases it (Record). The statement returns the
+// positions of the accepted events, and pg_notify runs once per sink that
+// got a pending delivery due now.
 const ingestBatchSQL = `
 WITH v AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bytea[])
@@ -72,16 +75,20 @@ WITH v AS (
 ), a AS (
 	SELECT v.ord, e.seq, e.received FROM e JOIN v ON v.source = e.source AND v.id = e.id
 ), d AS (
-	INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, created, window_start, next_at, updated, last_error)
-	SELECT a.seq, p.rule, p.idx, p.sink, p.action, p.status, a.received, a.received, a.received, a.received, p.err
-	FROM unnest($11::bigint[], $12::text[], $13::int[], $14::text[], $15::bytea[], $16::text[], $17::text[])
-		WITH ORDINALITY AS p (ev, rule, idx, sink, action, status, err, ord)
+	INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, created, window_start, next_at, updated, last_error,
+		action_name, after_name, after_index)
+	SELECT a.seq, p.rule, p.idx, p.sink, p.action, p.status, a.received, a.received,
+		CASE WHEN p.after_name <> '' THEN ` + waitingAt + ` ELSE a.received END, a.received, p.err,
+		p.action_name, p.after_name, p.after_index
+	FROM unnest($11::bigint[], $12::text[], $13::int[], $14::text[], $15::bytea[], $16::text[], $17::text[],
+		$18::text[], $19::text[], $20::int[])
+		WITH ORDINALITY AS p (ev, rule, idx, sink, action, status, err, action_name, after_name, after_index, ord)
 	JOIN a ON a.ord = p.ev
 	ORDER BY p.ord
-	RETURNING sink, status
+	RETURNING sink, status, after_name
 )
 SELECT a.ord, (SELECT count(*) FROM (SELECT pg_notify('` + channel + `', s)
-	FROM (SELECT DISTINCT sink AS s FROM d WHERE status = 'pending') AS x WHERE ` + notifiable + `) AS n)
+	FROM (SELECT DISTINCT sink AS s FROM d WHERE status = 'pending' AND after_name = '') AS x WHERE ` + notifiable + `) AS n)
 FROM a`
 
 // ingestEventsSQL is ingestBatchSQL for a batch without deliveries (no
@@ -380,7 +387,7 @@ func (s *Store) storeBatch(leaders []*ingestOp) {
 }
 
 // runBatch runs ingestBatchSQL for ops and returns which of them it
-// accepted, and the sinks that got pending deliveries.
+// accepted, and the sinks that got pending deliveries due now.
 func (s *Store) runBatch(ctx context.Context, ops []*ingestOp) (accepted []bool, sinks map[string]bool, err error) {
 	n := len(ops)
 	sources, ids, vendors, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -394,6 +401,7 @@ func (s *Store) runBatch(ctx context.Context, ops []*ingestOp) (accepted []bool,
 	devs, idxs := make([]int64, 0, m), make([]int32, 0, m)
 	rules, dsinks, statuses, errs := make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
 	actions := make([][]byte, 0, m)
+	names, afters, afterIdxs := make([]string, 0, m), make([]string, 0, m), make([]int32, 0, m)
 	for i, op := range ops {
 		ev := op.ev
 		sources[i], ids[i], vendors[i], types[i] = ev.Source, ev.ID, ev.Vendor, ev.Type
@@ -407,6 +415,11 @@ func (s *Store) runBatch(ctx context.Context, ops []*ingestOp) (accepted []bool,
 			devs, idxs = append(devs, int64(i+1)), append(idxs, int32(p.Index))
 			rules, dsinks, statuses, errs = append(rules, p.Rule), append(dsinks, p.Sink), append(statuses, status), append(errs, msg)
 			actions = append(actions, p.Action)
+			afterIdx := int32(-1)
+			if p.After != "" {
+				afterIdx = int32(p.AfterIndex)
+			}
+			names, afters, afterIdxs = append(names, p.ID), append(afters, p.After), append(afterIdxs, afterIdx)
 		}
 	}
 	accepted = make([]bool, n)
@@ -414,7 +427,7 @@ func (s *Store) runBatch(ctx context.Context, ops []*ingestOp) (accepted []bool,
 		err = s.runEvents(ctx, ops, accepted, sources, ids, vendors, types, times, receiveds, severities, titles, subjects, raws)
 	} else {
 		err = s.runFull(ctx, accepted, sources, ids, vendors, types, times, receiveds, severities, titles, subjects, raws,
-			devs, rules, idxs, dsinks, actions, statuses, errs)
+			devs, rules, idxs, dsinks, actions, statuses, errs, names, afters, afterIdxs)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -424,7 +437,8 @@ func (s *Store) runBatch(ctx context.Context, ops []*ingestOp) (accepted []bool,
 			continue
 		}
 		for _, p := range op.planned {
-			if p.Err == nil {
+			// A dependent waits: the write that releases it wakes its sink.
+			if p.Err == nil && p.After == "" {
 				if sinks == nil {
 					sinks = map[string]bool{}
 				}

@@ -66,6 +66,21 @@ CREATE TABLE state (
 	PRIMARY KEY (sink, key)
 );
 `,
+	// 2: chained actions (SPEC section 11). action_name is the action's
+	// id in its rule; after_name the id of the action it runs after, and
+	// after_index that action's index (-1: none), so that the UNIQUE
+	// (event_seq, rule, action_index) index finds a dependent's action and
+	// an action's dependents. link is the URL of a delivered action's
+	// result. Constant defaults: PostgreSQL 11 and later add these columns
+	// without rewriting the table, so the migration is quick on a large
+	// outbox.
+	`
+ALTER TABLE deliveries
+	ADD COLUMN action_name TEXT NOT NULL DEFAULT '',
+	ADD COLUMN after_name  TEXT NOT NULL DEFAULT '',
+	ADD COLUMN after_index INTEGER NOT NULL DEFAULT -1,
+	ADD COLUMN link        TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the newest schema version this package knows.

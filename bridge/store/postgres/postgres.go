@@ -13,7 +13,8 @@
 //     that runs out (its replica died or lost the network) is taken over by
 //     the next Claim of any replica;
 //   - a sink's per-key locks are session advisory locks;
-//   - new and replayed deliveries are announced with NOTIFY on the channel
+//   - new and replayed deliveries, and those a recorded delivery released
+//     (chained actions), are announced with NOTIFY on the channel
 //     bridge_due, in the transaction that makes them due, so every
 //     replica's schedulers wake at once; polling covers a lost notification.
 //
@@ -324,7 +325,8 @@ func (s *Store) write(ctx context.Context) (context.Context, func(error) error, 
 
 // SetOnCommit sets the function called with the names of sinks whose
 // deliveries became due: after this store's own Ingest, Replay and Import
-// commits (in the caller's goroutine), and for those of every other store
+// commits, and its Records that release chained actions' dependents (in
+// the caller's goroutine), and for those of every other store
 // on the database (other replicas, `bridge replay`), from a listener
 // connection of its own that LISTENs on bridge_due and reconnects with
 // backoff. Notifications sent while the listener is down are lost: the

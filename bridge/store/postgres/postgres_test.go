@@ -1373,3 +1373,214 @@ func TestNULText(t *testing.T) {
 		t.Errorf("recorded %+v", d)
 	}
 }
+
+// chainPlan plans rule "r": an action to first (id "a0"), then one to
+// then, after it.
+func chainPlan(first, then string) []bridge.Planned {
+	p := plan(first, then)
+	p[0].ID = "a0"
+	p[1].After, p[1].AfterIndex = "a0", 0
+	return p
+}
+
+// sinksWoken collects the sinks w is told of until every one of want was,
+// then for settle more, and returns them all.
+func (w *woken) sinksWoken(t *testing.T, within, settle time.Duration, want ...string) map[string]bool {
+	t.Helper()
+	got := map[string]bool{}
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for slices.ContainsFunc(want, func(sk string) bool { return !got[sk] }) {
+		select {
+		case m := <-w.ch:
+			for sk := range m {
+				got[sk] = true
+			}
+		case <-deadline.C:
+			t.Fatalf("woken for %v within %v, want %v", got, within, want)
+		}
+	}
+	for end := time.After(settle); ; {
+		select {
+		case m := <-w.ch:
+			for sk := range m {
+				got[sk] = true
+			}
+		case <-end:
+			return got
+		}
+	}
+}
+
+// claimOne claims the due delivery of sink at now through s, and fails the
+// test unless it is the only one and has id want (when not 0).
+func claimOne(t *testing.T, s *postgres.Store, sink string, now time.Time, want int64) int64 {
+	t.Helper()
+	ctx := context.Background()
+	ids, _, _, err := s.Due(ctx, sink, now, 10, nil)
+	if err != nil || len(ids) != 1 || (want != 0 && ids[0] != want) {
+		t.Fatalf("due to %s: %v, %v; want one (%d)", sink, ids, err, want)
+	}
+	if ds, _, err := s.Claim(ctx, ids, now); err != nil || len(ds) != 1 {
+		t.Fatalf("claim of %d: %v, %v", ids[0], ds, err)
+	}
+	return ids[0]
+}
+
+// delivery returns the delivery of event id to sink.
+func delivery(t *testing.T, s *postgres.Store, id, sink string) *bridge.DeliveryRecord {
+	t.Helper()
+	ds := deliveries(t, s, bridge.DeliveryFilter{EventID: id, Source: "sa", Sink: sink})
+	if len(ds) != 1 {
+		t.Fatalf("%d deliveries of %s to %s", len(ds), id, sink)
+	}
+	return ds[0]
+}
+
+// TestChainAcrossStores: a dependent is announced to no replica at ingest;
+// the replica that records its action delivered releases it, and every
+// replica's schedulers of its sink are woken (the other replicas by
+// NOTIFY). An outcome that is not applied (its lease was taken over)
+// releases and fails nothing; the applied failure does, and a replay from
+// a process that listens to nothing puts the chain back.
+func TestChainAcrossStores(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.TestDatabase(t)
+	lease := time.Minute
+	a := open(t, url, postgres.Config{Lease: lease, Replica: "a"})
+	b := open(t, url, postgres.Config{Lease: lease, Replica: "b"})
+	cli := open(t, url, postgres.Config{})
+	wa, wb := listenOn(a), listenOn(b)
+	waitListening(t, url, 2)
+
+	ingest(t, a, "e1", 0, chainPlan("jira", "slack"))
+	if got := wb.sinksWoken(t, time.Second, 300*time.Millisecond, "jira"); got["slack"] {
+		t.Errorf("the ingest woke the waiting dependent's sink: %v", got)
+	}
+	if got := wa.sinksWoken(t, time.Second, 0, "jira"); got["slack"] {
+		t.Errorf("the ingest woke its own store for the waiting dependent's sink: %v", got)
+	}
+
+	t0 := base.Add(time.Second)
+	parent := claimOne(t, a, "jira", t0, 0)
+	if err := a.Record(ctx, []bridge.Outcome{{ID: parent, Status: bridge.StatusDelivered, Result: "OPS-1",
+		Link: "https://jira.example/browse/OPS-1", NextAt: t0, At: t0, Chained: true}}); err != nil {
+		t.Fatal(err)
+	}
+	wb.expect(t, time.Second, "slack")
+	wa.expect(t, time.Second, "slack")
+	wa.quiet(t, 300*time.Millisecond) // its own notification is not a second wake
+	claimOne(t, b, "slack", t0, delivery(t, b, "e1", "slack").ID)
+
+	// e2's action is taken over by b: a's late outcomes change nothing.
+	ingest(t, a, "e2", 0, chainPlan("jira", "slack"))
+	parent = claimOne(t, a, "jira", t0, 0)
+	later := t0.Add(lease + time.Second)
+	claimOne(t, b, "jira", later, parent)
+	for _, st := range []string{bridge.StatusDelivered, bridge.StatusFailed} {
+		if err := a.Record(ctx, []bridge.Outcome{{ID: parent, Status: st, Error: "a's late outcome", NextAt: later, At: later, Chained: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if d := delivery(t, a, "e2", "slack"); !d.Waiting() {
+			t.Errorf("after a's stale outcome %s: the dependent is %s, next %v; want it waiting", st, d.Status, d.NextAt)
+		}
+	}
+	if err := b.Record(ctx, []bridge.Outcome{{ID: parent, Status: bridge.StatusFailed, Error: "400: no such project",
+		NextAt: later, At: later, Chained: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := delivery(t, a, "e2", "slack"); d.Status != bridge.StatusFailed || !strings.Contains(d.LastError, "400: no such project") {
+		t.Errorf("after b's failure: the dependent is %s (%q); want failed with its cause", d.Status, d.LastError)
+	}
+	ids, err := cli.Replay(ctx, []int64{parent}, later)
+	if want := []int64{parent, delivery(t, a, "e2", "slack").ID}; err != nil || !slices.Equal(ids, want) {
+		t.Fatalf("replay: %v, %v; want %v", ids, err, want)
+	}
+	if got := wb.sinksWoken(t, time.Second, 300*time.Millisecond, "jira"); got["slack"] {
+		t.Errorf("the replay woke the sink of the dependent it put back to waiting: %v", got)
+	}
+	if d := delivery(t, a, "e2", "slack"); !d.Waiting() {
+		t.Errorf("after the replay: the dependent is %s, next %v; want it waiting", d.Status, d.NextAt)
+	}
+}
+
+// TestMigrateFromVersion1: a database of the first release gains the
+// chain columns, with the defaults of an action without a chain, and its
+// deliveries are taken up as before.
+func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.TestDatabase(t)
+	s := open(t, url, postgres.Config{})
+	ingest(t, s, "e1", 0, plan("jira"))
+	s.Close()
+	c := sqlConn(t, url)
+	if _, err := c.Exec(ctx, `ALTER TABLE deliveries DROP COLUMN action_name, DROP COLUMN after_name, DROP COLUMN after_index, DROP COLUMN link;
+		DELETE FROM bridge_schema WHERE version > 1`); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := postgres.SchemaVersionAt(ctx, url); err != nil || v != 1 {
+		t.Fatalf("schema version %d, %v; want 1", v, err)
+	}
+
+	s = open(t, url, postgres.Config{})
+	if v, err := postgres.SchemaVersionAt(ctx, url); err != nil || v != postgres.SchemaVersion {
+		t.Errorf("schema version after Open: %d, %v; want %d", v, err, postgres.SchemaVersion)
+	}
+	d := delivery(t, s, "e1", "jira")
+	if d.ActionID != "" || d.After != "" || d.AfterIndex != -1 || d.Link != "" || d.Status != bridge.StatusPending {
+		t.Errorf("a delivery of version 1: %+v", d)
+	}
+	claimOne(t, s, "jira", base, d.ID)
+}
+
+// TestImportChain: `bridge store import` copies the chain columns; a
+// waiting dependent is not announced, and the delivery of its imported
+// action releases it.
+func TestImportChain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, pgtest.TestDatabase(t), postgres.Config{})
+	e1, raw1 := event("e1", 0)
+	e2, raw2 := event("e2", time.Second)
+	at := func(d time.Duration) time.Time { return base.Add(d) }
+	evs := []postgres.ImportedEvent{
+		{Event: e1, Raw: raw1, Deliveries: []postgres.ImportedDelivery{
+			{Rule: "r", Index: 0, Sink: "jira", Status: bridge.StatusDelivered, Attempts: 1, Result: "OPS-1", ActionID: "issue",
+				Link: "https://jira.example/browse/OPS-1", Created: at(0), WindowStart: at(0), NextAt: at(time.Minute), Updated: at(time.Minute)},
+			{Rule: "r", Index: 1, Sink: "slack", Status: bridge.StatusDelivered, Attempts: 1, Result: "C1/1.2", After: "issue", AfterIndex: 0,
+				Action: json.RawMessage(`{"text":"{{ .links.issue }}"}`), Created: at(0), WindowStart: at(time.Minute), NextAt: at(time.Minute), Updated: at(time.Minute)},
+		}},
+		{Event: e2, Raw: raw2, Deliveries: []postgres.ImportedDelivery{
+			{Rule: "r", Index: 0, Sink: "jira", Status: bridge.StatusPending, ActionID: "issue",
+				Created: at(time.Second), WindowStart: at(time.Second), NextAt: at(time.Second), Updated: at(time.Second)},
+			{Rule: "r", Index: 1, Sink: "slack", Status: bridge.StatusPending, After: "issue", AfterIndex: 0,
+				Created: at(time.Second), WindowStart: at(time.Second), NextAt: bridge.Waiting, Updated: at(time.Second)},
+		}},
+	}
+	w := listenOn(s)
+	if c, err := s.Import(ctx, evs); err != nil || c != (postgres.ImportCounts{Events: 2, Deliveries: 4}) {
+		t.Fatalf("import: %+v, %v", c, err)
+	}
+	if got := w.sinksWoken(t, time.Second, 200*time.Millisecond, "jira"); got["slack"] {
+		t.Errorf("the import woke the waiting dependent's sink: %v", got)
+	}
+	if d := delivery(t, s, "e1", "jira"); d.ActionID != "issue" || d.Link != "https://jira.example/browse/OPS-1" || d.AfterIndex != -1 {
+		t.Errorf("the imported action: %+v", d)
+	}
+	if d := delivery(t, s, "e1", "slack"); d.After != "issue" || d.AfterIndex != 0 || d.ActionID != "" {
+		t.Errorf("the imported dependent: %+v", d)
+	}
+	dep := delivery(t, s, "e2", "slack")
+	if !dep.Waiting() {
+		t.Fatalf("the imported waiting dependent: %s, next %v, after %q", dep.Status, dep.NextAt, dep.After)
+	}
+	now := at(time.Hour)
+	parent := claimOne(t, s, "jira", now, 0)
+	if err := s.Record(ctx, []bridge.Outcome{{ID: parent, Status: bridge.StatusDelivered, Result: "OPS-2", NextAt: now, At: now, Chained: true}}); err != nil {
+		t.Fatal(err)
+	}
+	w.expect(t, time.Second, "slack")
+	claimOne(t, s, "slack", now, dep.ID)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	sqlitedrv "modernc.org/sqlite"
@@ -33,6 +34,9 @@ type Export struct {
 	path string
 	db   *sql.DB
 	conn *sql.Conn // the one connection, which holds the lock
+	// deliveries is the join Events and Counts read deliveries through
+	// (see exportedDeliveries).
+	deliveries string
 }
 
 // ExportedEvent is a stored event with its raw body and its deliveries.
@@ -104,7 +108,7 @@ func OpenExport(ctx context.Context, path string) (*Export, error) {
 		db.Close()
 		return nil, openExportError(path, err)
 	}
-	x := &Export{path: path, db: db, conn: conn}
+	x := &Export{path: path, db: db, conn: conn, deliveries: exportedDeliveries}
 	if err := x.check(ctx); err != nil {
 		x.Close()
 		return nil, err
@@ -113,7 +117,10 @@ func OpenExport(ctx context.Context, path string) (*Export, error) {
 }
 
 // check takes the lock and makes sure the file has the store's tables and
-// columns.
+// columns. A store that no bridge with chained actions has opened yet
+// lacks their columns (Open adds them; Export writes nothing): its
+// deliveries are read with the columns' defaults, which is what Open
+// would give them.
 func (x *Export) check(ctx context.Context) error {
 	var n int
 	if err := x.conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
@@ -130,7 +137,43 @@ func (x *Export) check(ctx context.Context) error {
 		}
 		rows.Close()
 	}
+	missing, err := x.missingColumns(ctx)
+	if err != nil {
+		return openExportError(x.path, err)
+	}
+	if len(missing) > 0 {
+		x.deliveries = `FROM (SELECT *, ` + strings.Join(missing, ", ") + ` FROM deliveries) d JOIN events e ON e.seq = d.event_seq`
+	}
 	return nil
+}
+
+// missingColumns returns, as "default AS name", the chainColumns the
+// file's deliveries table lacks.
+func (x *Export) missingColumns(ctx context.Context) ([]string, error) {
+	rows, err := x.conn.QueryContext(ctx, `SELECT name FROM pragma_table_info('deliveries')`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		have[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, c := range chainColumns {
+		if !have[c[0]] {
+			_, def, _ := strings.Cut(c[1], "DEFAULT ")
+			missing = append(missing, def+" AS "+c[0])
+		}
+	}
+	return missing, nil
 }
 
 // openExportError classifies the error of the first read of the file.
@@ -154,13 +197,15 @@ func (x *Export) Close() error {
 }
 
 // exportedDeliveries is the join Events and Counts read deliveries
-// through: a delivery without its event is not exported.
+// through: a delivery without its event is not exported. On a file
+// without the chain columns, check swaps the table for a subquery that
+// adds them.
 const exportedDeliveries = `FROM deliveries d JOIN events e ON e.seq = d.event_seq`
 
 // Counts returns how many events, deliveries and state keys Events and
 // State return in all.
 func (x *Export) Counts(ctx context.Context) (events, deliveries, state int, err error) {
-	err = x.conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) `+exportedDeliveries+`),
+	err = x.conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) `+x.deliveries+`),
 		(SELECT count(*) FROM state WHERE sink != '')`).Scan(&events, &deliveries, &state)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("sqlite store: count: %w", err)
@@ -200,7 +245,7 @@ func (x *Export) Events(ctx context.Context, after int64, limit int) ([]Exported
 	if len(out) == 0 {
 		return nil, nil
 	}
-	rows, err = x.conn.QueryContext(ctx, `SELECT `+deliveryCols+`, d.event_seq, d.action_index `+exportedDeliveries+`
+	rows, err = x.conn.QueryContext(ctx, `SELECT `+deliveryCols+`, d.event_seq, d.action_index `+x.deliveries+`
 		WHERE d.event_seq BETWEEN ? AND ? ORDER BY d.event_seq, d.id`, out[0].Seq, out[len(out)-1].Seq)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: export deliveries: %w", err)

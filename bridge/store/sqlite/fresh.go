@@ -153,6 +153,6 @@ func newFresh(id int64, fe *freshEvent, p bridge.Planned, now int64) *freshDeliv
 		size: len(fe.raw),
 		d:    bridge.Delivery{ID: id, Rule: p.Rule, Sink: p.Sink, Action: action, Attempt: 1},
 		rec: bridge.DeliveryRecord{ID: id, EventID: ev.ID, Source: ev.Source, Rule: p.Rule, Sink: p.Sink, Status: bridge.StatusPending,
-			Created: at, NextAt: at, Updated: at, Action: action, WindowStart: at},
+			Created: at, NextAt: at, Updated: at, Action: action, WindowStart: at, ActionID: p.ID, AfterIndex: -1},
 	}
 }

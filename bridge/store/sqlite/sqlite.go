@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,7 +116,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 	next_at      INTEGER NOT NULL,
 	updated      INTEGER NOT NULL,
 	last_error   TEXT NOT NULL DEFAULT '',
-	result       TEXT NOT NULL DEFAULT ''
+	result       TEXT NOT NULL DEFAULT '',
+	action_name  TEXT NOT NULL DEFAULT '',
+	after_name   TEXT NOT NULL DEFAULT '',
+	after_index  INTEGER NOT NULL DEFAULT -1,
+	link         TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, next_at, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_seq);
@@ -153,6 +156,10 @@ func Open(cfg bridge.StoreConfig) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
+	if err := addColumns(wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
+	}
 	rdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		wdb.Close()
@@ -166,13 +173,15 @@ func Open(cfg bridge.StoreConfig) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if s.stmts.insertDelivery, err = wdb.Prepare(`INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, created, window_start, next_at, updated, last_error)
-		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`); err != nil {
+	if s.stmts.insertDelivery, err = wdb.Prepare(`INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, created, window_start, next_at, updated, last_error,
+		action_name, after_name, after_index)
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
 	if s.stmts.record, err = wdb.Prepare(`UPDATE deliveries SET status = ?, attempts = attempts + 1,
-		result = CASE WHEN ? != '' THEN ? ELSE result END, last_error = ?, next_at = ?, updated = ? WHERE id = ?`); err != nil {
+		result = CASE WHEN ? != '' THEN ? ELSE result END, last_error = ?, next_at = ?, updated = ?,
+		link = CASE WHEN ? != '' THEN ? ELSE link END WHERE id = ?`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -304,10 +313,20 @@ func (s *Store) commit(batch []*writeOp) {
 	if len(durable) == 0 {
 		s.writeOK(gen) // before the acks, as the syncer does
 	}
+	var woken map[string]bool // by lazy ops: an outcome that released dependents
 	for _, op := range batch {
 		if op.lazy {
+			for _, sk := range op.sinks {
+				if woken == nil {
+					woken = map[string]bool{}
+				}
+				woken[sk] = true
+			}
 			op.done <- nil
 		}
+	}
+	if len(woken) > 0 && s.onCommit != nil {
+		s.onCommit(woken)
 	}
 	if len(durable) > 0 {
 		s.synced <- syncBatch{ops: durable, gen: gen} // its outcome is the sync's
@@ -496,7 +515,7 @@ func (s *Store) enqueue(ctx context.Context, op *writeOp) error {
 func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planned []bridge.Planned) (duplicate bool, err error) {
 	var sinks []string
 	for _, p := range planned {
-		if p.Err == nil {
+		if p.Err == nil && p.After == "" {
 			sinks = append(sinks, p.Sink)
 		}
 	}
@@ -529,12 +548,17 @@ func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planne
 			if p.Err != nil {
 				status, lastErr = bridge.StatusFailed, p.Err.Error()
 			}
-			res, err := w.insertDelivery.Exec(seq, p.Rule, p.Index, p.Sink, []byte(p.Action), status, now, now, now, now, lastErr)
+			next, afterIndex := now, -1
+			if p.After != "" {
+				next, afterIndex = waiting, p.AfterIndex
+			}
+			res, err := w.insertDelivery.Exec(seq, p.Rule, p.Index, p.Sink, []byte(p.Action), status, now, now, next, now, lastErr,
+				p.ID, p.After, afterIndex)
 			if err != nil {
 				return fmt.Errorf("store: insert delivery: %w", err)
 			}
-			if p.Err != nil {
-				continue
+			if p.Err != nil || p.After != "" {
+				continue // a dependent is released by a later write, not claimed fresh
 			}
 			id, err := res.LastInsertId()
 			if err != nil {
@@ -667,13 +691,15 @@ func scanEventRaw(r scanner, seq *int64) (*bridge.Event, []byte, error) {
 	return &ev, raw, nil
 }
 
-const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start`
+const deliveryCols = `d.id, e.id, e.source, d.rule, d.sink, d.status, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start,
+	d.action_name, d.after_name, d.after_index, d.link`
 
 func scanDelivery(r scanner) (*bridge.DeliveryRecord, error) {
 	var d bridge.DeliveryRecord
 	var c, n, u, w int64
 	var action []byte
-	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w); err != nil {
+	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Status, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w,
+		&d.ActionID, &d.After, &d.AfterIndex, &d.Link); err != nil {
 		return nil, err
 	}
 	d.Created, d.NextAt, d.Updated, d.WindowStart = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
@@ -750,7 +776,7 @@ func (s *Store) PendingCounts(ctx context.Context) (map[string]int, error) {
 // event's id and source are the delivery's) or read at all when known (the
 // status: Claim reads only pending deliveries).
 const dueCols = `d.id, e.id, e.source, d.rule, d.sink, d.attempts, d.last_error, d.result, d.created, d.next_at, d.updated, d.action, d.window_start,
-	e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw`
+	d.action_name, d.after_name, d.after_index, e.vendor, e.type, e.time, e.received, e.severity, e.title, e.subject, e.raw`
 
 // scanDue reads dueCols. raw is the event's raw body, valid until the next
 // row is read.
@@ -761,7 +787,7 @@ func scanDue(r scanner) (*bridge.DeliveryRecord, *bridge.Event, sql.RawBytes, er
 	var action []byte
 	var raw sql.RawBytes
 	if err := r.Scan(&d.ID, &d.EventID, &d.Source, &d.Rule, &d.Sink, &d.Attempts, &d.LastError, &d.Result, &c, &n, &u, &action, &w,
-		&ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
+		&d.ActionID, &d.After, &d.AfterIndex, &ev.Vendor, &ev.Type, &t, &rc, &ev.Severity, &ev.Title, &ev.Subject, &raw); err != nil {
 		return nil, nil, nil, err
 	}
 	d.Created, d.NextAt, d.Updated, d.WindowStart = time.Unix(0, c).UTC(), time.Unix(0, n).UTC(), time.Unix(0, u).UTC(), time.Unix(0, w).UTC()
@@ -879,61 +905,6 @@ func (s *Store) Claim(ctx context.Context, ids []int64, now time.Time) ([]*bridg
 		ds[i], recs[i] = c.d, c.rec
 	}
 	return ds, recs, nil
-}
-
-// Record stores the outcomes of attempts, in one commit. It does not wait
-// for the disk sync: an outcome lost to a power cut means one more attempt.
-func (s *Store) Record(ctx context.Context, outs []bridge.Outcome) error {
-	s.fresh.forget(outs) // claimed already, as a rule: then they are not kept
-	return s.writeLazy(ctx, func(tx *sql.Tx, w *writerStmts) error {
-		for _, o := range outs {
-			_, err := w.record.Exec(o.Status, o.Result, o.Result, o.Error, o.NextAt.UnixNano(), o.At.UnixNano(), o.ID)
-			if err != nil {
-				return fmt.Errorf("store: record delivery %d: %w", o.ID, err)
-			}
-		}
-		return nil
-	})
-}
-
-// Replay puts failed deliveries back in the queue, due now, with a fresh
-// retry window, and wakes their sinks. With no ids it replays every failed
-// delivery. It returns the ids it replayed.
-func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
-	var out []int64
-	op := &writeOp{done: make(chan error, 1)}
-	op.fn = func(tx *sql.Tx, _ *writerStmts) error {
-		out, op.sinks = out[:0], nil // the op runs again alone if its batch failed
-		q := `UPDATE deliveries SET status = 'pending', next_at = ?, window_start = ?, updated = ? WHERE status = 'failed'`
-		args := []any{now.UnixNano(), now.UnixNano(), now.UnixNano()}
-		if len(ids) > 0 {
-			q += " AND id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
-			for _, id := range ids {
-				args = append(args, id)
-			}
-		}
-		rows, err := tx.Query(q+" RETURNING id, sink", args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			var sink string
-			if err := rows.Scan(&id, &sink); err != nil {
-				return err
-			}
-			out = append(out, id)
-			if !slices.Contains(op.sinks, sink) {
-				op.sinks = append(op.sinks, sink)
-			}
-		}
-		return rows.Err()
-	}
-	if err := s.enqueue(ctx, op); err != nil {
-		return nil, fmt.Errorf("store: replay: %w", err)
-	}
-	return out, nil
 }
 
 // ExecOnWriter runs stmt on the writer's connection, outside the writer's

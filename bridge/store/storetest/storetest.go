@@ -86,6 +86,11 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 			{"outcomes", testRecord},
 			{"result kept", testRecordResultKept},
 		}},
+		{"Chain", []test{
+			{"waits, then released", testChainWaits},
+			{"failure cascades, replay releases", testChainFails},
+			{"replay of a dependent", testChainReplayDependent},
+		}},
 		{"Prune", []test{{"old and finished only", testPrune}}},
 		{"SinkState", []test{
 			{"get, put, delete", testSinkState},
