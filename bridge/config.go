@@ -164,9 +164,15 @@ func (r RuleConfig) Unread(key string) bool { return contains(r.unread, key) }
 // ActionConfig is one action of a rule as written: the sink it goes to and
 // its fields, kept as YAML for package rules to check and compile.
 type ActionConfig struct {
-	Sink string     `yaml:"sink"`
-	Node *yaml.Node `yaml:"-"` // the whole action mapping, `sink` included
-	Line int        `yaml:"-"`
+	Sink string `yaml:"sink"`
+	// ID names the action within its rule, for a later action's after.
+	ID string `yaml:"id" jsonschema:"pattern=^[A-Za-z_][A-Za-z0-9_]*$"`
+	// After names an earlier action of the rule: this one is delivered
+	// once that one is, and its templates read that one's result and link
+	// as .results.ID and .links.ID.
+	After string     `yaml:"after"`
+	Node  *yaml.Node `yaml:"-"` // the whole action mapping, `sink` included
+	Line  int        `yaml:"-"`
 	// FromEnv reports whether the value at a line of the file came from a
 	// ${VAR}, so that messages about it do not quote it; nil: none did.
 	FromEnv func(line int) bool `yaml:"-"`

@@ -76,6 +76,13 @@ type action struct {
 	sink    string
 	fields  *mapField
 	decoded bridge.Action // the action struct, unrendered
+
+	id         string // its `id`, "" for none
+	after      string // the `id` of the action it runs after, "" for none
+	afterIndex int    // that action's index in the rule
+	// deferred is a dependent's fields unrendered, as stored: the pipeline
+	// renders them when it delivers the dependent (RenderDeferred).
+	deferred json.RawMessage
 }
 
 // Compile checks and compiles every rule; problems carry file and line.
@@ -139,6 +146,11 @@ func Compile(file string, rules []bridge.RuleConfig, sinks map[string]SinkInfo) 
 				r.actions = append(r.actions, a)
 			}
 		}
+		if len(r.actions) == len(rc.Actions) {
+			for _, p := range linkChain(label, rc.Actions, r.actions) {
+				add(p.line, "%s", p.msg)
+			}
+		}
 		s.rules = append(s.rules, r)
 	}
 	if len(probs) > 0 {
@@ -185,7 +197,7 @@ func compileActionConfig(label string, ac bridge.ActionConfig, sinks map[string]
 	a := &action{sink: ac.Sink}
 	if info.Type != nil && info.Type.NewAction != nil {
 		for _, m := range withMerged(n) {
-			for _, kp := range bridge.CheckKeys(m, info.Type.NewAction(), "sink", "<<") {
+			for _, kp := range bridge.CheckKeys(m, info.Type.NewAction(), "sink", "id", "after", "<<") {
 				add(kp.Line, "%s", kp.Msg)
 			}
 		}
@@ -320,9 +332,19 @@ func (s *Set) Evaluate(ev *bridge.Event) bridge.Evaluation {
 		if data == nil {
 			data = ev.Map()
 		}
+		first := len(out.Planned)
 		for j, a := range r.actions {
-			p := bridge.Planned{Rule: r.name, Index: j, Sink: a.sink}
-			p.Action, p.Err = a.renderJSON(data)
+			p := bridge.Planned{Rule: r.name, Index: j, Sink: a.sink, ID: a.id}
+			if a.after == "" {
+				p.Action, p.Err = a.renderJSON(data)
+			} else {
+				// Rendered when delivered; it fails now if the action it
+				// runs after failed to render.
+				p.Action, p.After, p.AfterIndex = a.deferred, a.after, a.afterIndex
+				if perr := out.Planned[first+a.afterIndex].Err; perr != nil {
+					p.Err = fmt.Errorf("not sent: it runs after action %q, which failed: %w", a.after, perr)
+				}
+			}
 			out.Planned = append(out.Planned, p)
 		}
 		if r.stop {
@@ -353,8 +375,21 @@ type RenderedAction struct {
 
 // Explain reports every rule's verdict on ev, in file order, with the
 // rendered actions of those that match. It agrees with Evaluate: a rule
-// the index rules out is simply not matching.
-func (s *Set) Explain(ev *bridge.Event) []Verdict {
+// the index rules out is simply not matching. A chained action is rendered
+// as if every action it runs after had been delivered, its `.results.NAME`
+// and `.links.NAME` reading "<results.NAME>" and "<links.NAME>".
+func (s *Set) Explain(ev *bridge.Event) []Verdict { return s.ExplainWith(ev, Chain{}) }
+
+// Chain is what a chained action's templates read of the actions it runs
+// after: their results and links, by id.
+type Chain struct {
+	Results map[string]string
+	Links   map[string]string
+}
+
+// ExplainWith is Explain with the results and links of c where it gives
+// them (rule tests' `results:` and `links:`).
+func (s *Set) ExplainWith(ev *bridge.Event, c Chain) []Verdict {
 	e := s.evaluator(ev)
 	defer s.release(e)
 	data := ev.Map()
@@ -371,7 +406,11 @@ func (s *Set) Explain(ev *bridge.Event) []Verdict {
 		}
 		if v.Matched {
 			for _, a := range r.actions {
-				fields, err := a.render(data)
+				env := data
+				if a.after != "" {
+					env = chainData(data, r.ancestorIDs(a), c)
+				}
+				fields, err := a.render(env)
 				v.Actions = append(v.Actions, RenderedAction{Sink: a.sink, Fields: fields, Err: err})
 			}
 			stopped = r.stop

@@ -24,6 +24,10 @@ type Test struct {
 	Payload []byte // the raw body, as the vendor would post it
 	Expect  Expect
 	Line    int // the test's line in its file
+	// Chain gives chained actions the results and links of the actions
+	// they run after (`results:` and `links:`); those it leaves out read
+	// "<results.ID>" and "<links.ID>".
+	Chain Chain
 }
 
 // Expect is what a test requires. A list left out of the file is not
@@ -41,10 +45,12 @@ type testFile struct {
 }
 
 type testEntry struct {
-	Name        string  `yaml:"name"`
-	Source      string  `yaml:"source"`
-	PayloadFile string  `yaml:"payload_file"`
-	Payload     rawNode `yaml:"payload"`
+	Name        string            `yaml:"name"`
+	Source      string            `yaml:"source"`
+	PayloadFile string            `yaml:"payload_file"`
+	Payload     rawNode           `yaml:"payload"`
+	Results     map[string]string `yaml:"results"`
+	Links       map[string]string `yaml:"links"`
 	Expect      struct {
 		Rules   rawNode `yaml:"rules"`
 		Actions rawNode `yaml:"actions"`
@@ -109,7 +115,7 @@ func LoadTests(path string) ([]Test, error) {
 	var tests []Test
 	for i, e := range tf.Tests {
 		n := testsNode.Content[i]
-		t := Test{Name: e.Name, Source: e.Source, Line: n.Line}
+		t := Test{Name: e.Name, Source: e.Source, Line: n.Line, Chain: Chain{Results: e.Results, Links: e.Links}}
 		label := fmt.Sprintf("test %q", e.Name)
 		if e.Name == "" {
 			label = fmt.Sprintf("test %d", i+1)
@@ -214,6 +220,12 @@ func runTest(set *Set, t Test, normalize func(string, []byte) (*bridge.Event, er
 		return []string{fmt.Sprintf("source %s: %v", t.Source, err)}
 	}
 	res := set.Evaluate(ev)
+	for i, p := range res.Planned {
+		if p.After != "" && p.Err == nil {
+			c := t.Chain.filled(plannedAncestors(res.Planned, p))
+			res.Planned[i].Action, res.Planned[i].Err = RenderDeferred(p.Action, ev, c)
+		}
+	}
 	var fails []string
 	for _, e := range res.Errors {
 		fails = append(fails, fmt.Sprintf("rule %q: %v", e.Rule, e.Err))
@@ -313,8 +325,10 @@ func sameValue(got, want any) bool {
 	return toString(got) == toString(want) || reflect.DeepEqual(got, want)
 }
 
+// show writes v as JSON as the action has it: <, > and & as they are
+// (Slack's <url|text> links read as written).
 func show(v any) string {
-	b, err := json.Marshal(v)
+	b, err := encodeJSON(v)
 	if err != nil {
 		return fmt.Sprint(v)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,7 +60,7 @@ func parseTemplate(name, text string) (*templateField, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &templateField{t: t}
+	f := &templateField{t: t, path: name, src: text}
 	if len(t.Templates()) == 1 {
 		f.fast = fastSegments(t.Root)
 	}
@@ -388,6 +389,8 @@ func appendString(b []byte, s string) []byte {
 type templateField struct {
 	t    *template.Template
 	fast []segment // set when the template is only text and field paths
+	path string    // the field's path in the action ("text", "fields.team")
+	src  string    // the template's text
 }
 
 func (f *templateField) render(data map[string]any) (any, error) {
@@ -546,7 +549,7 @@ type fieldProblem struct {
 // lists and mappings are walked (their keys are not templates).
 func compileAction(n *yaml.Node) (*mapField, []fieldProblem) {
 	var probs []fieldProblem
-	f := compileMapping(n, "", &probs, "sink")
+	f := compileMapping(n, "", &probs, "sink", "id", "after")
 	return f, probs
 }
 
@@ -555,7 +558,7 @@ func compileMapping(n *yaml.Node, path string, probs *[]fieldProblem, skip ...st
 	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if path == "" && len(skip) > 0 && k.Value == skip[0] {
+		if path == "" && slices.Contains(skip, k.Value) {
 			continue
 		}
 		if k.Value == "<<" && k.Tag == "!!merge" {
