@@ -36,6 +36,11 @@ type PipelineOptions struct {
 	// renewed in time is cancelled, as another process may take them
 	// over. 0: claims last as long as the process (SQLite).
 	Lease time.Duration
+	// Render renders a chained action's fields (stored unrendered: see
+	// Planned.After) when it is delivered, with the results and links of
+	// the delivered actions of its rule, by id. Package rules provides it;
+	// without it a chained action fails.
+	Render func(stored json.RawMessage, ev *Event, results, links map[string]string) (json.RawMessage, error)
 }
 
 // Pipeline carries out stored deliveries: per sink a scheduler that reads
@@ -467,20 +472,30 @@ func (r *runner) attempt(batch []*job) {
 	stopRenew := r.renew(ctx, cancel, batch)
 	start := time.Now()
 	results := make([]string, len(batch))
-	errs := make([]error, len(batch))
+	errs := r.prepare(ctx, batch) // what keeps a job from being sent
+	var send []int                // the jobs sent
+	for i, err := range errs {
+		if err == nil {
+			send = append(send, i)
+		}
+	}
 	switch {
+	case len(send) == 0:
 	case r.p.opt.DryRun:
-		for i, j := range batch {
-			results[i], errs[i] = "dry-run", r.dryRun(ctx, j.d)
+		for _, i := range send {
+			results[i], errs[i] = "dry-run", r.dryRun(ctx, batch[i].d)
 		}
-	case len(batch) > 1 || isBatchSink(r.spec.Sink):
-		ds := make([]*Delivery, len(batch))
-		for i, j := range batch {
-			ds[i] = j.d
+	case len(send) > 1 || isBatchSink(r.spec.Sink):
+		ds := make([]*Delivery, len(send))
+		for k, i := range send {
+			ds[k] = batch[i].d
 		}
-		errs = safeSendBatch(ctx, r.spec.Sink.(BatchSink), ds)
+		for k, err := range safeSendBatch(ctx, r.spec.Sink.(BatchSink), ds) {
+			errs[send[k]] = err
+		}
 	default:
-		results[0], errs[0] = safeSend(ctx, r.spec.Sink, batch[0].d)
+		i := send[0]
+		results[i], errs[i] = safeSend(ctx, r.spec.Sink, batch[i].d)
 	}
 	stopRenew()
 	cancel()
@@ -489,8 +504,13 @@ func (r *runner) attempt(batch []*job) {
 	}
 	now := r.p.opt.Now()
 	outs := make([]Outcome, len(batch))
+	linker, _ := r.spec.Sink.(Linker)
 	for i, j := range batch {
 		outs[i] = r.outcome(j, results[i], errs[i], now)
+		outs[i].Chained = j.rec.ActionID != ""
+		if linker != nil && outs[i].Status == StatusDelivered && !r.p.opt.DryRun {
+			outs[i].Link = linker.Link(results[i])
+		}
 	}
 	// The outcome must be recorded even while shutting down.
 	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -498,6 +518,47 @@ func (r *runner) attempt(batch []*job) {
 	if err := r.p.store.Record(rctx, outs); err != nil {
 		r.p.log.Error("record delivery outcomes; they will be attempted again", "sink", r.spec.Name, "err", err)
 	}
+}
+
+// prepare renders the chained actions of a batch (their fields were
+// stored unrendered) with the results and links of the delivered actions
+// of their rule, and returns per job what keeps it from being sent: nil,
+// or the error its attempt ends with.
+func (r *runner) prepare(ctx context.Context, batch []*job) []error {
+	errs := make([]error, len(batch))
+	for i, j := range batch {
+		if j.rec.After == "" {
+			continue
+		}
+		if r.p.opt.Render == nil {
+			errs[i] = Permanent(fmt.Errorf("chained action (after %q): this process cannot render it", j.rec.After))
+			continue
+		}
+		d := j.d
+		recs, err := r.p.store.Deliveries(ctx, DeliveryFilter{EventID: d.Event.ID, Source: d.Event.Source, Rule: d.Rule})
+		if err != nil {
+			errs[i] = fmt.Errorf("read the results of the actions it runs after: %w", err)
+			continue
+		}
+		results, links := map[string]string{}, map[string]string{}
+		for _, rec := range recs {
+			if rec.ActionID != "" && rec.Status == StatusDelivered {
+				results[rec.ActionID], links[rec.ActionID] = rec.Result, rec.Link
+			}
+		}
+		if _, ok := results[j.rec.After]; !ok {
+			// Released, so delivered; not found only if pruned meanwhile.
+			errs[i] = Permanent(fmt.Errorf("not sent: action %q, which it runs after, is not delivered", j.rec.After))
+			continue
+		}
+		action, err := r.p.opt.Render(j.rec.Action, d.Event, results, links)
+		if err != nil {
+			errs[i] = Permanent(fmt.Errorf("render (after %q): %w", j.rec.After, err))
+			continue
+		}
+		d.Action = action
+	}
+	return errs
 }
 
 // renew keeps the batch's claims while its attempt runs, when the store's

@@ -50,6 +50,13 @@ func (d *Delivery) DecodeAction(v any) error {
 	return nil
 }
 
+// Linker is a sink whose results a person can open: Link returns the URL
+// of a delivered result (a Jira issue's browse URL), "" for none. A chained
+// action reads it as .links.NAME; it is stored with the delivery.
+type Linker interface {
+	Link(result string) string
+}
+
 // SinkConfig is a sink type's own config (the keys of a `sinks:` entry other
 // than name, type, timeout, concurrency and retry). Validate reports every
 // problem; wrap one in FieldError to point at the key's line.

@@ -24,6 +24,7 @@ import (
 
 	"bridge/bridge"
 	"bridge/bridge/store/sqlite"
+	"bridge/rules"
 )
 
 // shutdownGrace is how long a stopping bridge waits for requests and sends
@@ -136,7 +137,7 @@ func serve(ctx context.Context, path string, dryRun bool, log *slog.Logger, hup 
 	}
 	metrics.CountPending(store.PendingCounts)
 	a := &app{path: path, log: log, store: store, metrics: metrics, current: l.cfg}
-	popt := bridge.PipelineOptions{Logger: log, Metrics: metrics, DryRun: dryRun}
+	popt := bridge.PipelineOptions{Logger: log, Metrics: metrics, DryRun: dryRun, Render: rules.RenderChained}
 	if l.cfg.Store.IsPostgres() {
 		popt.Lease = l.cfg.Store.Lease.D()
 	}
