@@ -119,7 +119,11 @@ func (c *console) apiReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(done) == 0 {
-		writeJSONError(w, http.StatusConflict, fmt.Sprintf("delivery %d is no longer failed", id))
+		msg := fmt.Sprintf("delivery %d is no longer failed", id)
+		if d.After != "" {
+			msg = fmt.Sprintf("delivery %d runs after action %q of its rule, which failed: replay that delivery, and this one follows once it is delivered", id, d.After)
+		}
+		writeJSONError(w, http.StatusConflict, msg)
 		return
 	}
 	c.log.Info("console: replayed deliveries", "user", userOf(r), "asked", 1, "replayed", len(done), "api", true)

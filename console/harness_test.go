@@ -248,7 +248,7 @@ func (e *env) settleSome(sink string, keep map[int64]bool, out func(*bridge.Deli
 		var outs []bridge.Outcome
 		for _, r := range recs {
 			o := out(r)
-			o.ID = r.ID
+			o.ID, o.Chained = r.ID, r.ActionID != "" // as the pipeline records it
 			if o.At.IsZero() {
 				o.At = time.Now()
 			}

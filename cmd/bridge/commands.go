@@ -178,7 +178,11 @@ func cmdDeliveries(config string, filter bridge.DeliveryFilter, asJSON bool, std
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tEVENT\tRULE\tSINK\tSTATUS\tATTEMPTS\tRESULT\tLAST ERROR")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.EventID, d.Rule, d.Sink, d.Status, d.Attempts, d.Result, cut(d.LastError, 80))
+		status := d.Status
+		if d.Waiting() {
+			status = "pending (waits for " + d.After + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.EventID, d.Rule, d.Sink, status, d.Attempts, d.Result, cut(d.LastError, 80))
 	}
 	tw.Flush()
 	return 0
@@ -239,7 +243,7 @@ func cmdReplay(config string, ids []int64, stdout, stderr io.Writer) int {
 	code := 0
 	for _, id := range ids {
 		if !got[id] {
-			fmt.Fprintf(stderr, "bridge: replay: delivery %d is not failed (or does not exist); left as it is\n", id)
+			fmt.Fprintf(stderr, "bridge: replay: delivery %d is not failed, does not exist, or runs after an action still failed (replay that one first); left as it is\n", id)
 			code = 1
 		}
 	}
