@@ -134,7 +134,7 @@ func TestSchemaRejectsMistakes(t *testing.T) {
 		{"antly key", "      triggers: [", "      trigers: ["},
 		{"sink type's own key", "    project: OPS\n    # Every sink", "    projekt: OPS\n    # Every sink"},
 		{"rule key", "    stop: true\n", "    stpo: true\n"},
-		{"action key", "        summary: 'AGILITY: {{", "        sumary: 'AGILITY: {{"},
+		{"action key", "        summary: 'AGILITY {{", "        sumary: 'AGILITY {{"},
 		{"sink type", "    type: file\n", "    type: fiel\n"},
 		{"whole number", "    concurrency: 4\n", "    concurrency: four\n"},
 		{"duration", "  retention: 720h\n", "  retention: 30 days\n"},

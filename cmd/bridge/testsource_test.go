@@ -21,7 +21,7 @@ func TestTestSourceOutput(t *testing.T) {
 		"  \"received\": \"X\",\n",
 		"\n\nRules:\n  archive-everything                       MATCH\n    -> archive: {}\n",
 		"  agility-failures-to-jira                 MATCH\n    -> ops-jira: {\n",
-		`         "summary": "AGILITY: 2 failed predictions in myfile.pcap"`,
+		`         "summary": "AGILITY volte: 2 failed predictions in myfile.pcap"`,
 		"  agility-errors-to-jira                   no match\n",
 		"  violations-to-slack                      no match\n",
 	} {
