@@ -24,7 +24,10 @@ type Store interface {
 	// stores nothing) when the source already has an event with that id.
 	// A planned delivery whose action failed to render is stored as failed
 	// with the template's error; a dependent (Planned.After) is stored
-	// pending and Waiting, announced to no sink.
+	// pending and Waiting, announced to no sink. ev.Data, when not nil,
+	// must be what StoredData(raw) reads (as the server's normalized
+	// event's is): a store may give it to the deliveries it claims
+	// instead of decoding raw again.
 	Ingest(ctx context.Context, ev *Event, raw []byte, planned []Planned) (duplicate bool, err error)
 	// Events lists stored events, newest first.
 	Events(ctx context.Context, f EventFilter) ([]StoredEvent, error)

@@ -46,12 +46,13 @@ type freshDelivery struct {
 }
 
 // freshEvent is the event of fresh deliveries, shared by them. Its data is
-// decoded from the raw body, as a claim from the database does: the Event
-// given to Ingest may carry other data (the store keeps the raw body, not
-// the data).
+// the Event's given to Ingest, which is what the raw body's data decodes to
+// (bridge.Store.Ingest), or, when the Event has none, decoded from the raw
+// body, as a claim from the database does.
 type freshEvent struct {
 	ev   *bridge.Event
-	raw  []byte // a copy: the caller of Ingest may reuse its own
+	raw  []byte // a copy: the caller of Ingest may reuse its own; nil once decoded
+	size int    // of the raw body: what the event holds in memory, about
 	once sync.Once
 }
 
@@ -135,8 +136,12 @@ func newFreshEvent(ev *bridge.Event, raw []byte) *freshEvent {
 	e := *ev
 	e.Time = time.Unix(0, ev.Time.UnixNano()).UTC()
 	e.Received = time.Unix(0, ev.Received.UnixNano()).UTC()
-	e.Data = nil
-	return &freshEvent{ev: &e, raw: append([]byte(nil), raw...)}
+	if e.Data != nil {
+		f := &freshEvent{ev: &e, size: len(raw)}
+		f.once.Do(func() {}) // decoded already
+		return f
+	}
+	return &freshEvent{ev: &e, raw: append([]byte(nil), raw...), size: len(raw)}
 }
 
 // newFresh is the delivery id of p just stored for ev at now (Unix ns), as
@@ -150,7 +155,7 @@ func newFresh(id int64, fe *freshEvent, p bridge.Planned, now int64) *freshDeliv
 	}
 	return &freshDelivery{
 		ev:   fe,
-		size: len(fe.raw),
+		size: fe.size,
 		d:    bridge.Delivery{ID: id, Rule: p.Rule, Sink: p.Sink, Action: action, Attempt: 1},
 		rec: bridge.DeliveryRecord{ID: id, EventID: ev.ID, Source: ev.Source, Rule: p.Rule, Sink: p.Sink, Status: bridge.StatusPending,
 			Created: at, NextAt: at, Updated: at, Action: action, WindowStart: at, ActionID: p.ID, AfterIndex: -1},

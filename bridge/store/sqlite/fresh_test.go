@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -12,16 +13,25 @@ import (
 )
 
 // TestFreshClaim: a delivery claimed from the fresh cache is what the same
-// claim reads from the database, data included (decoded from the raw body,
-// not taken from the Event given to Ingest); once attempted, or pushed out,
-// it is read from the database.
+// claim reads from the database, data included (decoded from the raw body
+// when the Event given to Ingest has none; the Event's, which Ingest
+// requires to be the same, when it has); once attempted, or pushed out, it
+// is read from the database.
 func TestFreshClaim(t *testing.T) {
+	for _, given := range []bool{false, true} {
+		t.Run(fmt.Sprintf("data given %v", given), func(t *testing.T) { testFreshClaim(t, given) })
+	}
+}
+
+func testFreshClaim(t *testing.T, given bool) {
 	s := openTestStore(t, "normal")
 	ctx := context.Background()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.FixedZone("x", 3600))
 	ev := testEvent("src", "e1", at)
-	ev.Data = map[string]any{"not": "from the body"}
 	raw := []byte(`{"id":"e1","data":{"n":9007199254740993,"s":"é"}}`)
+	if given {
+		ev.Data = bridge.StoredData(raw)
+	}
 	planned := []bridge.Planned{
 		{Rule: "r", Sink: "a", Action: json.RawMessage(`{"x":1}`)},
 		{Rule: "r", Index: 1, Sink: "b"},
@@ -53,6 +63,9 @@ func TestFreshClaim(t *testing.T) {
 		ds, recs := claim(sink)
 		if len(ds) != 1 || len(s.fresh.m) == 2 {
 			t.Fatalf("sink %s: claimed %d, %d kept", sink, len(ds), len(s.fresh.m))
+		}
+		if given && reflect.ValueOf(ds[0].Event.Data).Pointer() != reflect.ValueOf(ev.Data).Pointer() {
+			t.Errorf("sink %s: the fresh claim decoded the raw body again instead of taking the event's data", sink)
 		}
 		fresh := asJSON(ds, recs)
 		fromDB := asJSON(claim(sink)) // not kept any more: read from the database
