@@ -126,3 +126,23 @@ func (e *pipeEnv) waitAttemptsSink(id, sink string, n int) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestChainedDryRun: in a dry run a dependent is rendered with the link
+// the dry-run result would have, so the log shows what would be sent.
+func TestChainedDryRun(t *testing.T) {
+	e := newPipeEnv(t, "", nil, true)
+	e.p.opt.Render = chainRender
+	jira, chat := linkSink{newFakeSink()}, newFakeSink()
+	e.p.SetSinks([]SinkSpec{
+		{Name: "jira", Sink: jira, Timeout: time.Second, Concurrency: 1, Retry: testRetry, Key: "jira"},
+		{Name: "chat", Sink: chat, Timeout: time.Second, Concurrency: 1, Retry: testRetry, Key: "chat"},
+	})
+	e.ingestChain("e1", "see LINK")
+	if d := e.waitSink("e1", "jira", StatusDelivered); d.Result != "dry-run" || d.Link != "https://tracker.example/browse/dry-run" {
+		t.Errorf("the dry-run ticket: result %q, link %q", d.Result, d.Link)
+	}
+	e.waitSink("e1", "chat", StatusDelivered)
+	if n := len(jira.delivered()) + len(chat.delivered()); n != 0 {
+		t.Errorf("a dry run sent %d deliveries", n)
+	}
+}

@@ -508,7 +508,9 @@ func (r *runner) attempt(batch []*job) {
 	for i, j := range batch {
 		outs[i] = r.outcome(j, results[i], errs[i], now)
 		outs[i].Chained = j.rec.ActionID != ""
-		if linker != nil && outs[i].Status == StatusDelivered && !r.p.opt.DryRun {
+		// A dry run links its "dry-run" result too: its log of a
+		// dependent shows where the link goes.
+		if linker != nil && outs[i].Status == StatusDelivered {
 			outs[i].Link = linker.Link(results[i])
 		}
 	}
