@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,6 +151,22 @@ type DeliveryRecord struct {
 // delivery of the action it runs after.
 func (d *DeliveryRecord) Waiting() bool {
 	return d.Status == StatusPending && d.After != "" && WaitingAt(d.NextAt)
+}
+
+// MarshalJSON writes the record as `bridge deliveries --json` and the API
+// show it: its fields, and "waiting": true while it waits for the action
+// it runs after (its next_at is then Waiting, in 2262). <, > and & are
+// left to the caller's encoder to escape or not.
+func (d DeliveryRecord) MarshalJSON() ([]byte, error) {
+	type fields DeliveryRecord // without this method
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(struct {
+		fields
+		Waiting bool `json:"waiting,omitempty"`
+	}{fields(d), d.Waiting()})
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), err
 }
 
 // DeliveryFilter selects deliveries to list.

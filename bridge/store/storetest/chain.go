@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -61,6 +62,9 @@ func testChainWaits(t *testing.T, e *env) {
 	}
 	if p := e.delivery("e1", j); p.ActionID != "a0" || p.After != "" || p.AfterIndex != -1 || p.Waiting() {
 		t.Errorf("the first action's chain: id %q, after %q (index %d), waiting %v", p.ActionID, p.After, p.AfterIndex, p.Waiting())
+	}
+	if b, err := json.Marshal(d); err != nil || !strings.Contains(string(b), `"after":"a0"`) || !strings.HasSuffix(string(b), `,"waiting":true}`) {
+		t.Errorf("the waiting dependent as JSON: %s, %v", b, err)
 	}
 	if got, _, _ := e.due(s, base.Add(24*time.Hour), 10, nil); len(got) != 0 {
 		t.Fatalf("Due of a waiting dependent: %v", got)
