@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"bridge/bridge"
 )
@@ -102,13 +104,15 @@ func (s *Store) Record(ctx context.Context, outs []bridge.Outcome) (err error) {
 	if !chained {
 		applied, err = recordOutcomes(ctx, s.pool, args)
 	} else {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			var err error
-			if applied, err = recordOutcomes(ctx, tx, args); err != nil {
+		err = againOnDeadlock(func() error {
+			return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				var err error
+				if applied, err = recordOutcomes(ctx, tx, args); err != nil {
+					return err
+				}
+				woken, err = settleDependents(ctx, tx, outs, applied)
 				return err
-			}
-			woken, err = settleDependents(ctx, tx, outs, applied)
-			return err
+			})
 		})
 	}
 	if err != nil {
@@ -288,7 +292,7 @@ func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) (_ []int
 	}
 	var out []int64
 	var sinks []string
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	replay := func(tx pgx.Tx) error {
 		out, sinks = nil, nil
 		rows, err := tx.Query(ctx, replayPickedSQL, want)
 		if err != nil {
@@ -341,13 +345,29 @@ func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) (_ []int
 			out = append(out, from...)
 		}
 		return nil
-	})
+	}
+	err = againOnDeadlock(func() error { return pgx.BeginFunc(ctx, s.pool, replay) })
 	if err != nil {
 		return nil, s.fail(ctx, "replay", err)
 	}
 	s.committed(sinks)
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// againOnDeadlock runs fn, a whole transaction, again (up to three times
+// in all) while PostgreSQL cancels it as one side of a deadlock: a Replay
+// that locks the actions its dependents run after can meet a Record of
+// one of them, taking the rows in the other order.
+func againOnDeadlock(fn func() error) error {
+	var err error
+	for range 3 {
+		var pe *pgconn.PgError
+		if err = fn(); !errors.As(err, &pe) || pe.Code != "40P01" {
+			return err
+		}
+	}
+	return err
 }
 
 // actionKey is a delivery's action: its event, rule and index.
