@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -227,6 +229,20 @@ func eventBody(tmpl [][]byte, runID string, i int) []byte {
 // ids made unique by a new run id, for load tools other than Run: the wrk
 // load of scripts/bench-ingest.sh posts the same events as `bridge bench`.
 func Bodies(payload []byte, vendor string, n int) ([][]byte, error) {
+	return bodies(payload, vendor, n, eventBody)
+}
+
+// RandomIDBodies is Bodies with ids in no order, as vendors' UUIDs are
+// (Bodies numbers them in turn): the store's (source, id) index then takes
+// each event's id on a page of its own, as in production.
+func RandomIDBodies(payload []byte, vendor string, n int) ([][]byte, error) {
+	return bodies(payload, vendor, n, func(tmpl [][]byte, runID string, i int) []byte {
+		h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(runID), uint64(i)))
+		return bytes.Join(tmpl, []byte("bench-"+runID+"-"+hex.EncodeToString(h[:12])))
+	})
+}
+
+func bodies(payload []byte, vendor string, n int, body func(tmpl [][]byte, runID string, i int) []byte) ([][]byte, error) {
 	tmpl, err := newTemplate(payload, vendor, time.Now())
 	if err != nil {
 		return nil, err
@@ -237,7 +253,7 @@ func Bodies(payload []byte, vendor string, n int) ([][]byte, error) {
 	}
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = eventBody(tmpl, runID, i)
+		out[i] = body(tmpl, runID, i)
 	}
 	return out, nil
 }

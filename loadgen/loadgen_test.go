@@ -296,3 +296,36 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("percentiles %v %v", percentile(v, 0.5), percentile(v, 0.99))
 	}
 }
+
+// TestRandomIDBodies: the bodies of RandomIDBodies are Bodies' with ids in
+// no order, still unique.
+func TestRandomIDBodies(t *testing.T) {
+	const n = 2000
+	bs, err := RandomIDBodies(nil, bridge.VendorSecureagentics, n)
+	if err != nil || len(bs) != n {
+		t.Fatalf("%d bodies, %v", len(bs), err)
+	}
+	seen := map[string]bool{}
+	ascending := 0
+	prev := ""
+	for _, b := range bs {
+		ev, err := bridge.DecodeObject(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := ev["id"].(string)
+		if seen[id] || !strings.HasPrefix(id, "bench-") || ev["type"] != "alert.triggered" {
+			t.Fatalf("body %s: a repeated or malformed id", b)
+		}
+		seen[id] = true
+		if id > prev {
+			ascending++
+		}
+		prev = id
+	}
+	// In no order: about half the ids sort after the one before them (all of
+	// Bodies' do).
+	if ascending < n/4 || ascending > n*3/4 {
+		t.Errorf("%d of %d ids sort after the one before them; want about half", ascending, n)
+	}
+}

@@ -25,7 +25,10 @@
 # about 50,000 acks/s for SECONDS=6; it says how many it had to repeat
 # (duplicates to the bridge), which should be 0 for the bridge's runs.
 # BRIDGE=path/to/bridge benchmarks that binary instead of building one
-# (to compare two builds in one run).
+# (to compare two builds in one run). WRK_RANDOM_IDS=1 gives wrk's events
+# ids in no order, as vendors' UUIDs are (bridge bench numbers them in
+# turn): the store's (source, id) index then costs what it does in
+# production.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -43,7 +46,7 @@ fi
 go build -o "$work/bare" ./scripts/bare
 go build -o "$work/flushfloor" ./scripts/flushfloor
 go build -o "$work/wrkevents" ./scripts/wrkevents
-"$work/wrkevents" -secret bench-secret -n "$wrk_events" -files 1 "$work/events"
+"$work/wrkevents" -secret bench-secret -n "$wrk_events" -files 1 ${WRK_RANDOM_IDS:+-random-ids} "$work/events"
 
 # config NAME SYNC FILE: a serve config on port 18181, store and sink under
 # $work/NAME.

@@ -3,7 +3,7 @@
 // posts the same events: the payloads of loadgen.Bodies, each signed with
 // the source's secret as the vendor signs it.
 //
-//	wrkevents -vendor secureagentics -secret S -n 200000 -files 1 OUT
+//	wrkevents -vendor secureagentics -secret S -n 200000 -files 1 [-random-ids] OUT
 //
 // writes OUT.1 ... OUT.FILES (one a wrk thread), the events dealt out in
 // turn. A file's first line is the signature header's name; each further
@@ -27,19 +27,24 @@ func main() {
 	secret := flag.String("secret", "", "the source's HMAC secret (required)")
 	n := flag.Int("n", 100000, "events to write, over all files")
 	files := flag.Int("files", 1, "files to deal the events into: one per wrk thread")
+	randomIDs := flag.Bool("random-ids", false, "ids in no order, as vendors' UUIDs are (default: numbered in turn, as bridge bench posts them)")
 	flag.Parse()
 	if flag.NArg() != 1 || *secret == "" || *n < 1 || *files < 1 {
 		fmt.Fprintln(os.Stderr, "usage: wrkevents -secret S [-vendor V] [-n N] [-files K] OUT")
 		os.Exit(2)
 	}
-	if err := write(flag.Arg(0), *vendor, bridge.Secret(*secret), *n, *files); err != nil {
+	gen := loadgen.Bodies
+	if *randomIDs {
+		gen = loadgen.RandomIDBodies
+	}
+	if err := write(flag.Arg(0), *vendor, bridge.Secret(*secret), *n, *files, gen); err != nil {
 		fmt.Fprintln(os.Stderr, "wrkevents:", err)
 		os.Exit(1)
 	}
 }
 
-func write(out, vendor string, secret bridge.Secret, n, files int) error {
-	bodies, err := loadgen.Bodies(nil, vendor, n)
+func write(out, vendor string, secret bridge.Secret, n, files int, gen func([]byte, string, int) ([][]byte, error)) error {
+	bodies, err := gen(nil, vendor, n)
 	if err != nil {
 		return err
 	}
