@@ -33,8 +33,14 @@ func linkChain(label string, acs []bridge.ActionConfig, acts []*action) []fieldP
 	}
 	ids := map[string]int{}
 	var names []string
+	afterNodes := make([]*yaml.Node, len(acs))
+	afters := make([]string, len(acs)) // as written, for the cycle check
 	for j, ac := range acs {
-		v := bridge.MapValue(resolve(ac.Node), "id")
+		n := resolve(ac.Node)
+		if v := bridge.MapValue(n, "after"); v != nil {
+			afterNodes[j], afters[j] = v, v.Value
+		}
+		v := bridge.MapValue(n, "id")
 		if v == nil {
 			continue
 		}
@@ -50,14 +56,7 @@ func linkChain(label string, acs []bridge.ActionConfig, acts []*action) []fieldP
 			acts[j].id = v.Value
 		}
 	}
-	afters := make([]string, len(acs)) // as written, for the cycle check
-	for j, ac := range acs {
-		if v := bridge.MapValue(resolve(ac.Node), "after"); v != nil {
-			afters[j] = v.Value
-		}
-	}
-	for j, ac := range acs {
-		v := bridge.MapValue(resolve(ac.Node), "after")
+	for j, v := range afterNodes {
 		if v == nil {
 			continue
 		}
@@ -153,20 +152,18 @@ func ancestors(acts []*action, a *action) []string {
 	return out
 }
 
-// ancestorIDs returns the ids of the actions a of r runs after.
-func (r *rule) ancestorIDs(a *action) []string { return ancestors(r.actions, a) }
-
-// chainData is data with the results and links of the actions ids, from c
-// or else placeholders, for Explain.
-func chainData(data map[string]any, ids []string, c Chain) map[string]any {
-	out := maps.Clone(data)
-	c = c.filled(ids)
-	results, links := map[string]any{}, map[string]any{}
-	for _, id := range ids {
-		results[id], links[id] = c.Results[id], c.Links[id]
+// into sets data's "results" and "links", which a chained action's
+// templates read, to c's, and returns data.
+func (c Chain) into(data map[string]any) map[string]any {
+	results, links := make(map[string]any, len(c.Results)), make(map[string]any, len(c.Links))
+	for k, v := range c.Results {
+		results[k] = v
 	}
-	out["results"], out["links"] = results, links
-	return out
+	for k, v := range c.Links {
+		links[k] = v
+	}
+	data["results"], data["links"] = results, links
+	return data
 }
 
 // filled returns c with every one of ids given a result and a link: c's,
@@ -185,19 +182,14 @@ func (c Chain) filled(ids []string) Chain {
 	return out
 }
 
-// plannedAncestors returns the ids of the actions p runs after, from the
-// other planned actions of its rule.
-func plannedAncestors(planned []bridge.Planned, p bridge.Planned) []string {
-	var out []string
-	for cur := p; cur.After != ""; {
-		out = append(out, cur.After)
-		i := slices.IndexFunc(planned, func(q bridge.Planned) bool { return q.Rule == p.Rule && q.Index == cur.AfterIndex })
-		if i < 0 || len(out) > len(planned) {
-			break
+// ancestorsOf returns the ids of the actions planned action p runs after.
+func (s *Set) ancestorsOf(p bridge.Planned) []string {
+	for _, r := range s.rules {
+		if r.name == p.Rule && p.Index < len(r.actions) {
+			return ancestors(r.actions, r.actions[p.Index])
 		}
-		cur = planned[i]
 	}
-	return out
+	return nil
 }
 
 // chainRef is a template's read of .results.NAME or .links.NAME.
@@ -415,16 +407,7 @@ func RenderDeferred(stored json.RawMessage, ev *bridge.Event, c Chain) (js json.
 			js, err = nil, fmt.Errorf("template: panic: %v", p)
 		}
 	}()
-	data := ev.Map()
-	results, links := make(map[string]any, len(c.Results)), make(map[string]any, len(c.Links))
-	for k, v := range c.Results {
-		results[k] = v
-	}
-	for k, v := range c.Links {
-		links[k] = v
-	}
-	data["results"], data["links"] = results, links
-	return f.appendJSON(make([]byte, 0, 256), data)
+	return f.appendJSON(make([]byte, 0, 256), c.into(ev.Map()))
 }
 
 // RenderChained is RenderDeferred in the shape of

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -408,7 +409,7 @@ func (s *Set) ExplainWith(ev *bridge.Event, c Chain) []Verdict {
 			for _, a := range r.actions {
 				env := data
 				if a.after != "" {
-					env = chainData(data, r.ancestorIDs(a), c)
+					env = c.filled(ancestors(r.actions, a)).into(maps.Clone(data))
 				}
 				fields, err := a.render(env)
 				v.Actions = append(v.Actions, RenderedAction{Sink: a.sink, Fields: fields, Err: err})

@@ -9,13 +9,16 @@ import (
 	"bridge/bridge"
 )
 
+// compileProblem is a rules document Compile refuses with one problem.
+type compileProblem struct {
+	name string
+	src  string
+	line int
+	msg  string // every fragment must appear
+}
+
 func TestCompileProblems(t *testing.T) {
-	tests := []struct {
-		name string
-		src  string
-		line int
-		msg  string // every fragment must appear
-	}{
+	tests := []compileProblem{
 		{"typo in field", `
 rules:
   - name: typo
@@ -173,7 +176,7 @@ rules:
         labels: [a, '{{ end }}']
 `, 8, `field labels[1]: template:`},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, chainCompileProblems...) {
 		t.Run(tc.name, func(t *testing.T) {
 			set, probs := Compile("rules.yaml", parseRules(t, tc.src), testSinks())
 			if set != nil {

@@ -222,7 +222,7 @@ func runTest(set *Set, t Test, normalize func(string, []byte) (*bridge.Event, er
 	res := set.Evaluate(ev)
 	for i, p := range res.Planned {
 		if p.After != "" && p.Err == nil {
-			c := t.Chain.filled(plannedAncestors(res.Planned, p))
+			c := t.Chain.filled(set.ancestorsOf(p))
 			res.Planned[i].Action, res.Planned[i].Err = RenderDeferred(p.Action, ev, c)
 		}
 	}
