@@ -166,10 +166,12 @@ func (r RuleConfig) Unread(key string) bool { return contains(r.unread, key) }
 type ActionConfig struct {
 	Sink string `yaml:"sink"`
 	// ID names the action within its rule, for a later action's after.
-	ID string `yaml:"id" jsonschema:"pattern=^[A-Za-z_][A-Za-z0-9_]*$"`
 	// After names an earlier action of the rule: this one is delivered
 	// once that one is, and its templates read that one's result and link
-	// as .results.ID and .links.ID.
+	// as .results.ID and .links.ID. Both are here for the schema; the
+	// loader leaves them empty, and package rules reads them from Node,
+	// where their lines are.
+	ID    string     `yaml:"id" jsonschema:"pattern=^[A-Za-z_][A-Za-z0-9_]*$"`
 	After string     `yaml:"after"`
 	Node  *yaml.Node `yaml:"-"` // the whole action mapping, `sink` included
 	Line  int        `yaml:"-"`

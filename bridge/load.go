@@ -475,12 +475,6 @@ func (l *loader) rules(n *yaml.Node) []RuleConfig {
 			if s := mapValue(a, "sink"); s != nil {
 				ac.Sink = s.Value
 			}
-			if s := mapValue(a, "id"); s != nil && s.Kind == yaml.ScalarNode {
-				ac.ID = s.Value
-			}
-			if s := mapValue(a, "after"); s != nil && s.Kind == yaml.ScalarNode {
-				ac.After = s.Value
-			}
 			r.Actions = append(r.Actions, ac)
 		}
 		out = append(out, r)
