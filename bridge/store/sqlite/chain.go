@@ -89,7 +89,12 @@ func (s *Store) Record(ctx context.Context, outs []bridge.Outcome) error {
 					}
 				}
 			case bridge.StatusFailed:
-				if err := failDependents(tx, o.ID, o.Error, o.At.UnixNano()); err != nil {
+				var name string // of its action, for the dependents' message
+				err := tx.QueryRow(`SELECT action_name FROM deliveries WHERE id = ?`, o.ID).Scan(&name)
+				if err == nil {
+					err = failDependents(tx, o.ID, name, o.Error, o.At.UnixNano())
+				}
+				if err != nil {
 					return fmt.Errorf("store: fail the deliveries after %d: %w", o.ID, err)
 				}
 			}
@@ -119,13 +124,10 @@ func releaseDependents(tx *sql.Tx, id, now int64) ([]string, error) {
 	return sinks, rows.Err()
 }
 
-// failDependents fails the pending dependents of delivery id, which failed
-// with msg, saying so, and theirs in turn.
-func failDependents(tx *sql.Tx, id int64, msg string, now int64) error {
-	var name string
-	if err := tx.QueryRow(`SELECT action_name FROM deliveries WHERE id = ?`, id).Scan(&name); err != nil {
-		return err
-	}
+// failDependents fails the pending dependents of delivery id (of the
+// action with id name), which failed with msg, saying so, and theirs in
+// turn.
+func failDependents(tx *sql.Tx, id int64, name, msg string, now int64) error {
 	rows, err := tx.Query(`UPDATE deliveries SET status = 'failed', last_error = ?, next_at = ?, updated = ?
 		WHERE `+dependentsOf+` AND status = 'pending' RETURNING id, action_name, last_error`,
 		bridge.ChainFailed(name, id, msg), now, now, id)
@@ -152,7 +154,7 @@ func failDependents(tx *sql.Tx, id int64, msg string, now int64) error {
 		return err
 	}
 	for _, f := range next {
-		if err := failDependents(tx, f.id, f.msg, now); err != nil {
+		if err := failDependents(tx, f.id, f.name, f.msg, now); err != nil {
 			return err
 		}
 	}

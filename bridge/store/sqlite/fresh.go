@@ -59,8 +59,10 @@ type freshEvent struct {
 // event returns the event, its data decoded.
 func (f *freshEvent) event() *bridge.Event {
 	f.once.Do(func() {
-		f.ev.Data = bridge.StoredData(f.raw)
-		f.raw = nil
+		if f.ev.Data == nil { // not given to Ingest
+			f.ev.Data = bridge.StoredData(f.raw)
+			f.raw = nil
+		}
 	})
 	return f.ev
 }
@@ -136,12 +138,11 @@ func newFreshEvent(ev *bridge.Event, raw []byte) *freshEvent {
 	e := *ev
 	e.Time = time.Unix(0, ev.Time.UnixNano()).UTC()
 	e.Received = time.Unix(0, ev.Received.UnixNano()).UTC()
-	if e.Data != nil {
-		f := &freshEvent{ev: &e, size: len(raw)}
-		f.once.Do(func() {}) // decoded already
-		return f
+	f := &freshEvent{ev: &e, size: len(raw)}
+	if e.Data == nil {
+		f.raw = append([]byte(nil), raw...)
 	}
-	return &freshEvent{ev: &e, raw: append([]byte(nil), raw...), size: len(raw)}
+	return f
 }
 
 // newFresh is the delivery id of p just stored for ev at now (Unix ns), as
