@@ -70,39 +70,36 @@ func (e *pipeEnv) ingest(id string, sinks ...string) {
 	}
 }
 
-// waitFor polls the store until the delivery of event id has status want.
-func (e *pipeEnv) waitFor(id, want string) *DeliveryRecord {
+// waitUntil polls the store until the one delivery of event id to sink
+// ("": to any sink) is as ok wants (want says how) and returns it.
+func (e *pipeEnv) waitUntil(id, sink, want string, ok func(*DeliveryRecord) bool) *DeliveryRecord {
 	e.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ds, err := e.store.Deliveries(context.Background(), DeliveryFilter{EventID: id})
+		ds, err := e.store.Deliveries(context.Background(), DeliveryFilter{EventID: id, Sink: sink})
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if len(ds) == 1 && ds[0].Status == want {
+		if len(ds) == 1 && ok(ds[0]) {
 			return ds[0]
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("delivery of %s: %+v, want status %s", id, ds, want)
+			e.t.Fatalf("delivery of %s (sink %q): %+v, want %s", id, sink, ds, want)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
+// waitFor waits until the delivery of event id has status want.
+func (e *pipeEnv) waitFor(id, want string) *DeliveryRecord {
+	e.t.Helper()
+	return e.waitUntil(id, "", "status "+want, func(d *DeliveryRecord) bool { return d.Status == want })
+}
+
 // waitAttempts waits until the delivery of id has had n attempts.
 func (e *pipeEnv) waitAttempts(id string, n int) *DeliveryRecord {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ds, _ := e.store.Deliveries(context.Background(), DeliveryFilter{EventID: id})
-		if len(ds) == 1 && ds[0].Attempts >= n {
-			return ds[0]
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("delivery of %s: %+v, want %d attempts", id, ds, n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return e.waitUntil(id, "", fmt.Sprintf("%d attempts", n), func(d *DeliveryRecord) bool { return d.Attempts >= n })
 }
 
 func TestFailsThenSucceeds(t *testing.T) {

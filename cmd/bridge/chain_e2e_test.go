@@ -3,7 +3,6 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"bridge/sinks/jira/jirafake"
 )
@@ -17,20 +16,7 @@ import (
 // creates it and releases the Slack message, which carries the ticket's
 // link.
 func TestChainE2E(t *testing.T) {
-	jiraSrv := jirafake.New(jirafake.Options{Flavor: jirafake.Cloud, User: jiraUser, Token: jiraToken, SearchLag: time.Minute})
-	defer jiraSrv.Close()
-	slackSrv := slackFake()
-	defer slackSrv.Close()
-	addr := freePort(t)
-	for k, v := range map[string]string{
-		"BRIDGE_LISTEN": addr, "CONSOLE_LISTEN": freePort(t),
-		"JIRA_URL": jiraSrv.URL, "JIRA_USER": jiraUser, "JIRA_TOKEN": jiraToken,
-		"SLACK_BOT_TOKEN":       slackToken,
-		"SECUREAGENTICS_SECRET": lifecycleSASecret, "AGILITY_TOKEN": lifecycleAGToken,
-	} {
-		t.Setenv(k, v)
-	}
-	cfg := writeExampleConfig(t, t.TempDir(), slackSrv.APIURL(), "24h")
+	jiraSrv, slackSrv, addr, _, cfg := exampleStandIns(t)
 	startBridge(t, cfg, addr)
 	slackOf := func(event string) delivery {
 		t.Helper()

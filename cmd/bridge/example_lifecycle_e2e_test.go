@@ -102,6 +102,29 @@ func wantPlanned(t *testing.T, cfg, event string, want ...string) {
 	}
 }
 
+// exampleStandIns starts the Jira Cloud stand-in (search lags a minute)
+// and the Slack stand-in, closed when the test ends, points the variables
+// rules.example.yaml reads at them (the bridge listens on addr), and
+// writes the example config into dir (cfg) with reopen_within 24h.
+func exampleStandIns(t *testing.T) (jiraSrv *jirafake.Server, slackSrv *slackfake.Server, addr, dir, cfg string) {
+	t.Helper()
+	jiraSrv = jirafake.New(jirafake.Options{Flavor: jirafake.Cloud, User: jiraUser, Token: jiraToken, SearchLag: time.Minute})
+	t.Cleanup(jiraSrv.Close)
+	slackSrv = slackFake()
+	t.Cleanup(slackSrv.Close)
+	addr = freePort(t)
+	for k, v := range map[string]string{
+		"BRIDGE_LISTEN": addr, "CONSOLE_LISTEN": freePort(t),
+		"JIRA_URL": jiraSrv.URL, "JIRA_USER": jiraUser, "JIRA_TOKEN": jiraToken,
+		"SLACK_BOT_TOKEN":       slackToken,
+		"SECUREAGENTICS_SECRET": lifecycleSASecret, "AGILITY_TOKEN": lifecycleAGToken,
+	} {
+		t.Setenv(k, v)
+	}
+	dir = t.TempDir()
+	return jiraSrv, slackSrv, addr, dir, writeExampleConfig(t, dir, slackSrv.APIURL(), "24h")
+}
+
 // TestExampleLifecycleE2E runs rules.example.yaml itself through `bridge
 // serve` against the Jira Cloud and Slack stand-ins: only its addresses,
 // credentials and (in the last step) reopen_within are changed.
@@ -111,21 +134,7 @@ func wantPlanned(t *testing.T, cfg, event string, want ...string) {
 // ticket. AGILITY: a failing analysis opens a ticket per service key, a
 // second failure of the key comments on it, a clean analysis resolves it.
 func TestExampleLifecycleE2E(t *testing.T) {
-	jiraSrv := jirafake.New(jirafake.Options{Flavor: jirafake.Cloud, User: jiraUser, Token: jiraToken, SearchLag: time.Minute})
-	defer jiraSrv.Close()
-	slackSrv := slackFake()
-	defer slackSrv.Close()
-	addr := freePort(t)
-	for k, v := range map[string]string{
-		"BRIDGE_LISTEN": addr, "CONSOLE_LISTEN": freePort(t),
-		"JIRA_URL": jiraSrv.URL, "JIRA_USER": jiraUser, "JIRA_TOKEN": jiraToken,
-		"SLACK_BOT_TOKEN":       slackToken,
-		"SECUREAGENTICS_SECRET": lifecycleSASecret, "AGILITY_TOKEN": lifecycleAGToken,
-	} {
-		t.Setenv(k, v)
-	}
-	dir := t.TempDir()
-	cfg := writeExampleConfig(t, dir, slackSrv.APIURL(), "24h")
+	jiraSrv, slackSrv, addr, dir, cfg := exampleStandIns(t)
 	if out, stderr, code := runCLI(t, "validate", "-c", cfg); code != 0 {
 		t.Fatalf("validate: exit %d\n%s%s", code, out, stderr)
 	}
