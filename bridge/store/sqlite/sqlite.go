@@ -85,6 +85,12 @@ type writerStmts struct {
 	record         *sql.Stmt
 }
 
+// schema is the store's tables. Every index costs each event's insert (and
+// each outcome's update) a B-tree write, so there are only those a query
+// needs: events have none on received (Prune walks them in seq order,
+// which is the order they arrived in), and deliveries' statuses are
+// indexed only where few rows are (pending, due; failed). Indexes an older
+// version made and this one does not need are dropped.
 const schema = `
 CREATE TABLE IF NOT EXISTS events (
 	seq      INTEGER PRIMARY KEY,
@@ -100,7 +106,6 @@ CREATE TABLE IF NOT EXISTS events (
 	raw      BLOB NOT NULL,
 	UNIQUE (source, id)
 );
-CREATE INDEX IF NOT EXISTS events_received ON events (received);
 CREATE INDEX IF NOT EXISTS events_source ON events (source, seq);
 CREATE TABLE IF NOT EXISTS deliveries (
 	id           INTEGER PRIMARY KEY,
@@ -124,7 +129,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, next_at, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_seq);
-CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (status, id);
+CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries (id) WHERE status = 'failed';
 CREATE INDEX IF NOT EXISTS deliveries_errors ON deliveries (sink, updated) WHERE last_error != '';
 CREATE TABLE IF NOT EXISTS state (
 	sink    TEXT NOT NULL,
@@ -133,6 +138,8 @@ CREATE TABLE IF NOT EXISTS state (
 	updated INTEGER NOT NULL,
 	PRIMARY KEY (sink, key)
 );
+DROP INDEX IF EXISTS events_received;
+DROP INDEX IF EXISTS deliveries_status;
 `
 
 // Open opens (creating it if needed) the database at cfg.Path.
@@ -610,16 +617,28 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Prune deletes events received before cutoff whose deliveries are all
 // finished, with those deliveries. It returns how many events it deleted.
+//
+// Events are stored in the order they arrive, so those received before
+// cutoff are the oldest: Prune walks them in seq order up to the first
+// received at or after it (reading only as many events as it deletes or
+// keeps for their pending deliveries), and needs no index on received. An
+// event received a moment before one stored ahead of it is pruned next
+// time.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
 	err := s.writeLazy(ctx, func(tx *sql.Tx, _ *writerStmts) error {
 		c := cutoff.UnixNano()
-		if _, err := tx.Exec(`DELETE FROM deliveries WHERE status != 'pending' AND event_seq IN
-			(SELECT seq FROM events WHERE received < ?)`, c); err != nil {
+		var end int64 // the first seq not to prune
+		if err := tx.QueryRow(`SELECT COALESCE((SELECT seq FROM events WHERE received >= ? ORDER BY seq LIMIT 1),
+			(SELECT MAX(seq) + 1 FROM events), 0)`, c).Scan(&end); err != nil {
 			return err
 		}
-		res, err := tx.Exec(`DELETE FROM events WHERE received < ? AND NOT EXISTS
-			(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)`, c)
+		if _, err := tx.Exec(`DELETE FROM deliveries WHERE status != 'pending' AND event_seq IN
+			(SELECT seq FROM events WHERE seq < ? AND received < ?)`, end, c); err != nil {
+			return err
+		}
+		res, err := tx.Exec(`DELETE FROM events WHERE seq < ? AND received < ? AND NOT EXISTS
+			(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)`, end, c)
 		if err != nil {
 			return err
 		}
@@ -717,11 +736,23 @@ func scanDelivery(r scanner) (*bridge.DeliveryRecord, error) {
 
 // Deliveries lists deliveries, newest first.
 func (s *Store) Deliveries(ctx context.Context, f bridge.DeliveryFilter) ([]*bridge.DeliveryRecord, error) {
-	q := `SELECT ` + deliveryCols + ` FROM deliveries d JOIN events e ON e.seq = d.event_seq`
+	from := `deliveries d`
 	var c conds
-	if f.Status != "" {
+	switch f.Status {
+	case "":
+	case bridge.StatusPending, bridge.StatusDelivered, bridge.StatusFailed:
+		// As a literal, so that SQLite can use the partial indexes on
+		// status (it cannot prove a bound parameter equals 'failed').
+		c.add("d.status = '" + f.Status + "'")
+		if f.Status == bridge.StatusPending {
+			// The pending are few beside the delivered: sorting them beats
+			// reading every delivery newest first, which SQLite would.
+			from = `deliveries d INDEXED BY deliveries_due`
+		}
+	default:
 		c.add("d.status = ?", f.Status)
 	}
+	q := `SELECT ` + deliveryCols + ` FROM ` + from + ` JOIN events e ON e.seq = d.event_seq`
 	if f.EventID != "" {
 		c.add("e.id = ?", f.EventID)
 	}
