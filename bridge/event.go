@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -195,7 +196,7 @@ func decodeObject(b []byte, strict bool) (map[string]any, error) {
 	dec := decoders.Get().(*jsontext.Decoder)
 	defer decoders.Put(dec)
 	// A *bytes.Buffer is read in place, without a copy. Duplicate names are
-	// found by decodeValue at no cost; jsontext's check adds about 5%.
+	// found by tree.value at no cost; jsontext's check adds about 5%.
 	dec.Reset(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(!strict))
 	if dec.PeekKind() != '{' {
 		if _, err := dec.ReadValue(); err != nil {
@@ -203,7 +204,8 @@ func decodeObject(b []byte, strict bool) (map[string]any, error) {
 		}
 		return nil, errNotObject
 	}
-	v, err := decodeValue(dec, strict)
+	t := tree{dec: dec, strict: strict, text: string(b)}
+	v, err := t.value()
 	if err != nil {
 		return nil, err
 	}
@@ -263,55 +265,100 @@ func pathName(key string) string {
 	return "." + key
 }
 
-// decodeValue decodes the value at dec's position into maps, slices,
-// strings, bools, nil and numbers (see DecodeObject). strict refuses a name
-// given twice in one object.
-func decodeValue(dec *jsontext.Decoder, strict bool) (any, error) {
-	tok, err := dec.ReadToken()
+// tree builds the value at dec's position into maps, slices, strings,
+// bools, nil and numbers (see DecodeObject). strict refuses a name given
+// twice in one object.
+//
+// Strings and numbers are read as raw values, not tokens: jsontext has
+// checked a string by then, but its Token.String checks it again, a byte at
+// a time, to learn whether it has escapes (a webhook's long texts made that
+// a fifth of the handler's CPU). A string with no backslash (one IndexByte
+// finds none) is its bytes between the quotes, already valid UTF-8 when
+// strict, and is cut from text, one copy of the whole input, so that the
+// tree's strings cost one allocation between them rather than one each.
+// Others are unquoted as Token.String does, invalid UTF-8 becoming U+FFFD.
+type tree struct {
+	dec    *jsontext.Decoder
+	strict bool
+	text   string // the input, which dec reads in place
+}
+
+func (t *tree) value() (any, error) {
+	switch t.dec.PeekKind() {
+	case '"':
+		return t.string()
+	case '0':
+		s, err := t.raw()
+		if err != nil {
+			return nil, err
+		}
+		return number(s), nil
+	}
+	tok, err := t.dec.ReadToken()
 	if err != nil {
 		return nil, err
 	}
 	switch tok.Kind() {
 	case '{':
 		m := map[string]any{}
-		for dec.PeekKind() != '}' {
-			name, err := dec.ReadToken()
+		for t.dec.PeekKind() != '}' {
+			key, err := t.string()
 			if err != nil {
 				return nil, err
 			}
-			key := name.String() // the token is void after the next read
-			v, err := decodeValue(dec, strict)
+			v, err := t.value()
 			if err != nil {
 				return nil, within(err, pathName(key))
 			}
 			n := len(m)
 			m[key] = v
-			if strict && len(m) == n { // the map did not grow: key was there already
+			if t.strict && len(m) == n { // the map did not grow: key was there already
 				return nil, &duplicateKeyError{key: key}
 			}
 		}
-		_, err = dec.ReadToken()
+		_, err = t.dec.ReadToken()
 		return m, err
 	case '[':
 		a := []any{}
-		for dec.PeekKind() != ']' {
-			v, err := decodeValue(dec, strict)
+		for t.dec.PeekKind() != ']' {
+			v, err := t.value()
 			if err != nil {
 				return nil, within(err, "["+strconv.Itoa(len(a))+"]")
 			}
 			a = append(a, v)
 		}
-		_, err = dec.ReadToken()
+		_, err = t.dec.ReadToken()
 		return a, err
-	case '"':
-		return tok.String(), nil
 	case 't', 'f':
 		return tok.Bool(), nil
-	case 'n':
+	default: // 'n', null; the others were read above
 		return nil, nil
-	default: // '0', a number
-		return number(tok.String()), nil
 	}
+}
+
+// string reads the string (or object name) at dec's position.
+func (t *tree) string() (string, error) {
+	s, err := t.raw()
+	if err != nil {
+		return "", err
+	}
+	inner := s[1 : len(s)-1]
+	if strings.IndexByte(inner, '\\') < 0 && (t.strict || utf8.ValidString(inner)) {
+		return inner, nil
+	}
+	b, _ := jsontext.AppendUnquote(nil, s) // its only error: invalid UTF-8, replaced
+	return string(b), nil
+}
+
+// raw reads the value at dec's position and returns its text, cut from
+// t.text.
+func (t *tree) raw() (string, error) {
+	v, err := t.dec.ReadValue()
+	if err != nil {
+		return "", err
+	}
+	end := int(t.dec.InputOffset())
+	return t.text[end-len(v) : end], nil
 }
 
 // number converts a JSON number literal: int64 when it is an integer that
