@@ -28,7 +28,7 @@
 # (to compare two builds in one run). WRK_RANDOM_IDS=1 gives wrk's events
 # ids in no order, as vendors' UUIDs are (bridge bench numbers them in
 # turn): the store's (source, id) index then costs what it does in
-# production.
+# production. TOOLS="wrk" (or "bench") runs one load tool only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -129,7 +129,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 echo "cores: $(nproc); server on CPU 0, load on CPU 1; 32 connections"
 servers="bare flushfloor normal full normal+file full+file"
 for r in $(seq "$rounds"); do
-  for tool in bench wrk; do
+  for tool in ${TOOLS:-bench wrk}; do
     declare -A rate cpu deliv
     for s in $servers; do
       read -r rate[$s] cpu[$s] deliv[$s] < <(load "$tool" "$s")
