@@ -121,3 +121,31 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkEventJSON measures the encoding of one event as the file sink
+// writes it (Event.AppendJSON), for bridge bench's ~1 KB Secureagentics
+// alert.
+//
+//	go test -run XXX -bench BenchmarkEventJSON -cpu 1 ./bridge/
+func BenchmarkEventJSON(b *testing.B) {
+	bodies, err := loadgen.Bodies(nil, bridge.VendorSecureagentics, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := bridge.NewSource(bridge.SourceConfig{Name: "sa", Vendor: bridge.VendorSecureagentics, Secret: "s"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev, err := src.Normalize(bodies[0], time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if buf, err = ev.AppendJSON(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(buf)))
+}
