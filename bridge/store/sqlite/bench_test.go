@@ -145,3 +145,43 @@ func cpuTime() time.Duration {
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkRecord measures Store.Record alone: a batch sink's outcomes,
+// 100 delivered at once, as the file sink's worker records them.
+func BenchmarkRecord(b *testing.B) {
+	s := openTestStore(b, "normal")
+	planned := []bridge.Planned{{Rule: "all", Sink: "archive", Action: []byte(`{}`)}}
+	now := time.Now()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				if _, err := s.Ingest(ctx, testEvent("src", fmt.Sprintf("evt-%09d", i), now), benchBody, planned); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ds, err := s.Deliveries(ctx, bridge.DeliveryFilter{Status: bridge.StatusPending})
+	if err != nil || len(ds) != b.N {
+		b.Fatalf("%d pending deliveries, %v; want %d", len(ds), err, b.N)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	at := time.Now()
+	for i := 0; i < len(ds); i += 100 {
+		outs := make([]bridge.Outcome, 0, 100)
+		for _, d := range ds[i:min(i+100, len(ds))] {
+			outs = append(outs, bridge.Outcome{ID: d.ID, Status: bridge.StatusDelivered, NextAt: at, At: at})
+		}
+		if err := s.Record(ctx, outs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}

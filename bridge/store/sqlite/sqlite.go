@@ -82,7 +82,8 @@ type writeOp struct {
 type writerStmts struct {
 	insertEvent    *sql.Stmt
 	insertDelivery *sql.Stmt
-	record         *sql.Stmt
+	record         *sql.Stmt // one outcome
+	recordMany     *sql.Stmt // outcomes alike but for their ids (a JSON array)
 }
 
 // schema is the store's tables. Every index costs each event's insert (and
@@ -192,9 +193,16 @@ func Open(cfg bridge.StoreConfig) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if s.stmts.record, err = wdb.Prepare(`UPDATE deliveries SET status = ?, attempts = attempts + 1,
-		result = CASE WHEN ? != '' THEN ? ELSE result END, last_error = ?, next_at = ?, updated = ?,
-		link = CASE WHEN ? != '' THEN ? ELSE link END WHERE id = ?`); err != nil {
+	// ?1 status, ?2 result, ?3 last error, ?4 next_at, ?5 updated, ?6 link,
+	// ?7 the id, or for recordMany the ids.
+	const recordSet = `UPDATE deliveries SET status = ?1, attempts = attempts + 1,
+		result = CASE WHEN ?2 != '' THEN ?2 ELSE result END, last_error = ?3, next_at = ?4, updated = ?5,
+		link = CASE WHEN ?6 != '' THEN ?6 ELSE link END`
+	if s.stmts.record, err = wdb.Prepare(recordSet + ` WHERE id = ?7`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.stmts.recordMany, err = wdb.Prepare(recordSet + ` WHERE id IN (SELECT value FROM json_each(?7))`); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -468,7 +476,8 @@ func (s *Store) runTx(batch []*writeOp) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery), record: tx.Stmt(s.stmts.record)}
+	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery), record: tx.Stmt(s.stmts.record),
+		recordMany: tx.Stmt(s.stmts.recordMany)}
 	for _, op := range batch {
 		if err := op.fn(tx, w); err != nil {
 			tx.Rollback()

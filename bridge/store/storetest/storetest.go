@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"Record", []test{
 			{"outcomes", testRecord},
 			{"result kept", testRecordResultKept},
+			{"a batch of alike outcomes", testRecordBatch},
 		}},
 		{"Chain", []test{
 			{"waits, then released", testChainWaits},
@@ -946,6 +947,55 @@ func testRecord(t *testing.T, e *env) {
 	e.attempt(r, next, bridge.Outcome{Status: bridge.StatusDelivered, Result: "OPS-2", NextAt: next})
 	if got := e.delivery("retry", x); got.Status != bridge.StatusDelivered || got.Attempts != 2 || got.LastError != "" || got.Result != "OPS-2" {
 		t.Errorf("retry delivered: %+v", *got)
+	}
+}
+
+// testRecordBatch: a batch sink's outcomes, runs of them alike but for
+// their ids (which a store may record with one statement a run), each
+// land on their own delivery, and a run keeps each delivery's earlier
+// result.
+func testRecordBatch(t *testing.T, e *env) {
+	x := e.sink("x")
+	names := []string{"e0", "e1", "e2", "e3", "e4", "e5"}
+	ids := make([]int64, len(names))
+	for i, name := range names {
+		e.ingest(name, base, deliver(x)...)
+		ids[i] = e.delivery(name, x).ID
+	}
+	t1, t2, next := base.Add(time.Second), base.Add(2*time.Second), base.Add(time.Minute)
+	e.attempt(ids[0], t1, bridge.Outcome{Status: bridge.StatusPending, Result: "KEEP-1", Error: "attach: 503", NextAt: t2})
+	if ds, _ := e.claim(t2, ids...); len(ds) != len(ids) {
+		t.Fatalf("claimed %d, want %d", len(ds), len(ids))
+	}
+	delivered := bridge.Outcome{Status: bridge.StatusDelivered, NextAt: t2, At: t2}
+	retry := bridge.Outcome{Status: bridge.StatusPending, Error: "503: busy", NextAt: next, At: t2}
+	var outs []bridge.Outcome
+	for i, o := range []bridge.Outcome{delivered, delivered, delivered, retry, retry, delivered} {
+		o.ID = ids[i]
+		outs = append(outs, o)
+	}
+	e.record(outs...)
+	for i, want := range []struct {
+		status, result, lastError string
+		attempts                  int
+		next                      time.Time
+	}{
+		{bridge.StatusDelivered, "KEEP-1", "", 2, t2},
+		{bridge.StatusDelivered, "", "", 1, t2},
+		{bridge.StatusDelivered, "", "", 1, t2},
+		{bridge.StatusPending, "", "503: busy", 1, next},
+		{bridge.StatusPending, "", "503: busy", 1, next},
+		{bridge.StatusDelivered, "", "", 1, t2},
+	} {
+		got := e.delivery(names[i], x)
+		if got.Status != want.status || got.Result != want.result || got.LastError != want.lastError || got.Attempts != want.attempts ||
+			!got.NextAt.Equal(want.next) || !got.Updated.Equal(t2) {
+			t.Errorf("%s: %+v; want status %s, result %q, last error %q, %d attempts, next %v, updated %v",
+				names[i], *got, want.status, want.result, want.lastError, want.attempts, want.next, t2)
+		}
+	}
+	if got, _, _ := e.due(x, next, 10, nil); !slices.Equal(got, ids[3:5]) {
+		t.Errorf("Due at the retry: %v, want %v", got, ids[3:5])
 	}
 }
 
