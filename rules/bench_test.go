@@ -84,3 +84,17 @@ func BenchmarkEvaluate1000RulesAllRunMissingKey(b *testing.B) {
 		set.Evaluate(ev)
 	}
 }
+
+// BenchmarkEvaluateOneRuleAll is scripts/bench-ingest.sh's +file rule set:
+// one rule, `when: 'true'`, one action with a plain field.
+func BenchmarkEvaluateOneRuleAll(b *testing.B) {
+	set := mustCompile(b, "rules:\n  - name: all\n    when: 'true'\n    actions:\n      - {sink: ops-jira, summary: x}\n")
+	ev := benchEvent()
+	if res := set.Evaluate(ev); len(res.Planned) != 1 || res.Planned[0].Err != nil {
+		b.Fatalf("planned %+v", res.Planned)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		set.Evaluate(ev)
+	}
+}
