@@ -753,9 +753,10 @@ func (s *Store) Deliveries(ctx context.Context, f bridge.DeliveryFilter) ([]*bri
 		// As a literal, so that SQLite can use the partial indexes on
 		// status (it cannot prove a bound parameter equals 'failed').
 		c.add("d.status = '" + f.Status + "'")
-		if f.Status == bridge.StatusPending {
+		if f.Status == bridge.StatusPending && f.EventID == "" {
 			// The pending are few beside the delivered: sorting them beats
-			// reading every delivery newest first, which SQLite would.
+			// reading every delivery newest first, which SQLite would (an
+			// event's are found through its id instead).
 			from = `deliveries d INDEXED BY deliveries_due`
 		}
 	default:
