@@ -631,8 +631,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // cutoff are the oldest: Prune walks them in seq order up to the first
 // received at or after it (reading only as many events as it deletes or
 // keeps for their pending deliveries), and needs no index on received. An
-// event received a moment before one stored ahead of it is pruned next
-// time.
+// event stored after a newer one (received a moment later, or after the
+// clock was set back) is kept until that one is pruned too.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
 	err := s.writeLazy(ctx, func(tx *sql.Tx, _ *writerStmts) error {

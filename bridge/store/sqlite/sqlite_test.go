@@ -2,9 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,5 +154,107 @@ func TestWriteOutcomeOrder(t *testing.T) {
 	s.writeOK(3)
 	if _, err := s.LastWriteError(); err != nil {
 		t.Fatalf("a newer success left the failure: %v", err)
+	}
+}
+
+// TestOpenDropsOldIndexes: a database made by an earlier version, with
+// the indexes on events.received and every delivery's status, loses them
+// on open and gains the one on failed deliveries, whose listing then reads
+// through it.
+func TestOpenDropsOldIndexes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := schema[:strings.Index(schema, "DROP INDEX")] + `
+CREATE INDEX events_received ON events (received);
+CREATE INDEX deliveries_status ON deliveries (status, id);
+DROP INDEX deliveries_failed;`
+	if _, err := db.Exec(old); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	indexes := func(s *Store) []string {
+		t.Helper()
+		rows, err := s.rdb.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		return names
+	}
+	s, err := Open(bridge.StoreConfig{Path: path, Sync: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := []string{"deliveries_due", "deliveries_errors", "deliveries_event", "deliveries_failed", "events_source"}
+	if got := indexes(s); !slices.Equal(got, want) {
+		t.Fatalf("indexes after open: %q, want %q", got, want)
+	}
+	var plan string
+	if err := s.rdb.QueryRow(`EXPLAIN QUERY PLAN SELECT d.id FROM deliveries d WHERE d.status = 'failed' ORDER BY d.id DESC LIMIT 50`).
+		Scan(new(int), new(int), new(int), &plan); err != nil || !strings.Contains(plan, "deliveries_failed") {
+		t.Fatalf("plan of the failed listing: %q, %v", plan, err)
+	}
+}
+
+// TestPruneInArrivalOrder: Prune walks events in the order they were
+// stored, so one stored after a newer event (the clock set back) is kept
+// until that one is pruned too; the walk does not stop at kept events
+// with pending deliveries.
+func TestPruneInArrivalOrder(t *testing.T) {
+	s := openTestStore(t, "normal")
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cutoff := t0.Add(time.Hour)
+	pending := []bridge.Planned{{Rule: "r", Sink: "x", Action: []byte(`{}`)}}
+	for _, e := range []struct {
+		id       string
+		received time.Time
+		planned  []bridge.Planned
+	}{
+		{"old-1", t0, nil},
+		{"old-pending", t0.Add(time.Second), pending},
+		{"old-2", t0.Add(2 * time.Second), nil},
+		{"new", cutoff.Add(time.Hour), nil},
+		{"old-after-new", t0.Add(3 * time.Second), nil}, // the clock was set back
+	} {
+		if _, err := s.Ingest(ctx, testEvent("src", e.id, e.received), []byte(`{}`), e.planned); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() []string {
+		t.Helper()
+		evs, err := s.Events(ctx, bridge.EventFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range evs {
+			ids = append(ids, e.Event.ID)
+		}
+		return ids
+	}
+	if n, err := s.Prune(ctx, cutoff); err != nil || n != 2 {
+		t.Fatalf("Prune: %d, %v; want 2", n, err)
+	}
+	if got := left(); !slices.Equal(got, []string{"old-after-new", "new", "old-pending"}) {
+		t.Fatalf("left after the first prune: %q", got)
+	}
+	if n, err := s.Prune(ctx, cutoff.Add(2*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("Prune once the newer event is old too: %d, %v; want 2", n, err)
+	}
+	if got := left(); !slices.Equal(got, []string{"old-pending"}) {
+		t.Fatalf("left after the second prune: %q", got)
 	}
 }
