@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,12 @@ type Store struct {
 	locks   map[string]*bridge.KeyLocks // SinkLocks, by sink name
 
 	fresh *freshCache // new deliveries, for Claim to take without a read
+
+	// The writer's own: insertDeliveries' statements, by insertSizes, and
+	// its rows and arguments, reused from one transaction to the next.
+	inserts [len(insertSizes)]*sql.Stmt
+	rows    []deliveryRow
+	args    []any
 }
 
 type writeOp struct {
@@ -80,10 +87,26 @@ type writeOp struct {
 // writerStmts are the prepared statements of the hot path, bound to the
 // writer's connection.
 type writerStmts struct {
-	insertEvent    *sql.Stmt
-	insertDelivery *sql.Stmt
-	record         *sql.Stmt // one outcome
-	recordMany     *sql.Stmt // outcomes alike but for their ids (a JSON array)
+	insertEvent *sql.Stmt
+	record      *sql.Stmt // one outcome
+	recordMany  *sql.Stmt // outcomes alike but for their ids (a JSON array)
+
+	// deliveries are the rows the transaction's ops insert, all of them
+	// at the end (insertDeliveries).
+	deliveries []deliveryRow
+}
+
+// deliveryRow is a delivery an op inserts, and what Claim will read of it
+// when it is due now (fresh: its op's event, once stored).
+type deliveryRow struct {
+	op         *writeOp
+	seq        int64 // its event's
+	p          *bridge.Planned
+	status     string
+	lastErr    string
+	now, next  int64
+	afterIndex int
+	fresh      *freshEvent // nil: not claimed fresh (failed, or a dependent)
 }
 
 // schema is the store's tables. Every index costs each event's insert (and
@@ -187,11 +210,11 @@ func Open(cfg bridge.StoreConfig) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if s.stmts.insertDelivery, err = wdb.Prepare(`INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, created, window_start, next_at, updated, last_error,
-		action_name, after_name, after_index)
-		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
-		s.closeDBs()
-		return nil, fmt.Errorf("store: prepare: %w", err)
+	for k, n := range insertSizes {
+		if s.inserts[k], err = wdb.Prepare(insertStatement(n)); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("store: prepare: %w", err)
+		}
 	}
 	// ?1 status, ?2 result, ?3 last error, ?4 next_at, ?5 updated, ?6 link,
 	// ?7 the id, or for recordMany the ids.
@@ -476,13 +499,20 @@ func (s *Store) runTx(batch []*writeOp) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), insertDelivery: tx.Stmt(s.stmts.insertDelivery), record: tx.Stmt(s.stmts.record),
-		recordMany: tx.Stmt(s.stmts.recordMany)}
+	w := &writerStmts{insertEvent: tx.Stmt(s.stmts.insertEvent), record: tx.Stmt(s.stmts.record),
+		recordMany: tx.Stmt(s.stmts.recordMany), deliveries: s.rows[:0]}
 	for _, op := range batch {
 		if err := op.fn(tx, w); err != nil {
 			tx.Rollback()
 			return err
 		}
+	}
+	err = s.insertDeliveries(tx, w.deliveries)
+	clear(w.deliveries) // s.rows is reused: let go of the ops and events
+	s.rows = w.deliveries[:0]
+	if err != nil {
+		tx.Rollback()
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
@@ -565,31 +595,21 @@ func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planne
 		}
 		now := ev.Received.UnixNano()
 		var stored *freshEvent // ev as Claim reads it, shared by its deliveries
-		for _, p := range planned {
-			status, lastErr := bridge.StatusPending, ""
-			if p.Err != nil {
-				status, lastErr = bridge.StatusFailed, p.Err.Error()
+		for i := range planned {
+			p := &planned[i]
+			r := deliveryRow{op: op, seq: seq, p: p, status: bridge.StatusPending, now: now, next: now, afterIndex: -1}
+			switch {
+			case p.Err != nil:
+				r.status, r.lastErr = bridge.StatusFailed, p.Err.Error()
+			case p.After != "":
+				r.next, r.afterIndex = waiting, p.AfterIndex // released by a later write, not claimed fresh
+			default:
+				if stored == nil {
+					stored = newFreshEvent(ev, raw)
+				}
+				r.fresh = stored
 			}
-			next, afterIndex := now, -1
-			if p.After != "" {
-				next, afterIndex = waiting, p.AfterIndex
-			}
-			res, err := w.insertDelivery.Exec(seq, p.Rule, p.Index, p.Sink, []byte(p.Action), status, now, now, next, now, lastErr,
-				p.ID, p.After, afterIndex)
-			if err != nil {
-				return fmt.Errorf("store: insert delivery: %w", err)
-			}
-			if p.Err != nil || p.After != "" {
-				continue // a dependent is released by a later write, not claimed fresh
-			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return fmt.Errorf("store: insert delivery: %w", err)
-			}
-			if stored == nil {
-				stored = newFreshEvent(ev, raw)
-			}
-			op.fresh = append(op.fresh, newFresh(id, stored, p, now))
+			w.deliveries = append(w.deliveries, r) // inserted after the batch's last op
 		}
 		op.sinks = sinks
 		return nil
@@ -598,6 +618,72 @@ func (s *Store) Ingest(ctx context.Context, ev *bridge.Event, raw []byte, planne
 		return false, err
 	}
 	return duplicate, nil
+}
+
+// insertSizes are the row counts of the statements insertDeliveries
+// inserts with: powers of two, so that any count is a few of them; the
+// largest binds 896 values, well under SQLite's limit of 32,766. They are
+// prepared at Open: while the writer's transaction runs, its one
+// connection is the transaction's.
+var insertSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
+
+// insertDeliveries inserts the transaction's deliveries, many rows with
+// each statement (insertSizes): a statement per row costs its execution
+// again for each, about a quarter of a row's cost. The fresh ones join
+// their op's op.fresh, with the ids the rows got.
+//
+// Those ids are consecutive, the last being the statement's last insert
+// id: SQLite gives a new row the largest rowid in the table plus one (it
+// picks at random only once a rowid has reached the int64 maximum), and
+// no one else writes to the database meanwhile. RETURNING would say so
+// instead, but reading its rows costs what the statements save.
+func (s *Store) insertDeliveries(tx *sql.Tx, rows []deliveryRow) error {
+	args := s.args[:0]
+	defer func() { clear(args[:cap(args)]); s.args = args[:0] }() // reused: let go of the values
+	for len(rows) > 0 {
+		k := 0
+		for insertSizes[k] > len(rows) {
+			k++
+		}
+		chunk := rows[:insertSizes[k]]
+		rows = rows[len(chunk):]
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, r.seq, r.p.Rule, r.p.Index, r.p.Sink, []byte(r.p.Action), r.status, r.now, r.now, r.next, r.now, r.lastErr,
+				r.p.ID, r.p.After, r.afterIndex)
+		}
+		res, err := tx.Stmt(s.inserts[k]).Exec(args...)
+		if err != nil {
+			return fmt.Errorf("store: insert delivery: %w", err)
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("store: insert delivery: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(chunk)) {
+			return fmt.Errorf("store: insert delivery: %d rows of %d inserted (%v)", n, len(chunk), err)
+		}
+		for i, r := range chunk {
+			if r.fresh != nil {
+				r.op.fresh = append(r.op.fresh, newFresh(last-int64(len(chunk)-1-i), r.fresh, *r.p, r.now))
+			}
+		}
+	}
+	return nil
+}
+
+// insertStatement is the statement inserting n deliveries.
+func insertStatement(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO deliveries (event_seq, rule, action_index, sink, action, status, attempts, created, window_start, next_at, updated, last_error,
+		action_name, after_name, after_index) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	}
+	return b.String()
 }
 
 // probeBytes is the size of Ping's probe row: more than a page, so the probe
