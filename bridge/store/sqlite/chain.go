@@ -17,7 +17,7 @@ import (
 var waiting = bridge.Waiting.UnixNano()
 
 // chainColumns are the deliveries columns added after the first release,
-// with their definitions, for addColumns.
+// with their definitions, for addColumns and Export.
 var chainColumns = [][2]string{
 	{"action_name", "TEXT NOT NULL DEFAULT ''"},
 	{"after_name", "TEXT NOT NULL DEFAULT ''"},
@@ -25,31 +25,37 @@ var chainColumns = [][2]string{
 	{"link", "TEXT NOT NULL DEFAULT ''"},
 }
 
+// querier is a *sql.DB or a *sql.Conn.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// absentChainColumns returns the chainColumns that the deliveries table q
+// reads lacks: all of them in a database made by an earlier release.
+func absentChainColumns(ctx context.Context, q querier) ([][2]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM pragma_table_info('deliveries')`)
+	have, err := collect(rows, err, scanOne[string])
+	if err != nil {
+		return nil, err
+	}
+	var absent [][2]string
+	for _, c := range chainColumns {
+		if !slices.Contains(have, c[0]) {
+			absent = append(absent, c)
+		}
+	}
+	return absent, nil
+}
+
 // addColumns adds to a database made by an earlier release the deliveries
 // columns it lacks (CREATE TABLE IF NOT EXISTS leaves an existing table as
 // it is).
 func addColumns(db *sql.DB) error {
-	rows, err := db.Query(`SELECT name FROM pragma_table_info('deliveries')`)
+	absent, err := absentChainColumns(context.Background(), db)
 	if err != nil {
 		return err
 	}
-	var have []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return err
-		}
-		have = append(have, name)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, c := range chainColumns {
-		if slices.Contains(have, c[0]) {
-			continue
-		}
+	for _, c := range absent {
 		if _, err := db.Exec(`ALTER TABLE deliveries ADD COLUMN ` + c[0] + ` ` + c[1]); err != nil {
 			return fmt.Errorf("add column deliveries.%s: %w", c[0], err)
 		}
@@ -152,19 +158,7 @@ func idList(outs []bridge.Outcome) string {
 func releaseDependents(tx *sql.Tx, id, now int64) ([]string, error) {
 	rows, err := tx.Query(`UPDATE deliveries SET next_at = ?, window_start = ?, updated = ?
 		WHERE `+dependentsOf+` AND status = 'pending' AND next_at = ? RETURNING sink`, now, now, now, id, waiting)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var sinks []string
-	for rows.Next() {
-		var sk string
-		if err := rows.Scan(&sk); err != nil {
-			return nil, err
-		}
-		sinks = append(sinks, sk)
-	}
-	return sinks, rows.Err()
+	return collect(rows, err, scanOne[string])
 }
 
 // failDependents fails the pending dependents of delivery id (of the
@@ -174,29 +168,21 @@ func failDependents(tx *sql.Tx, id int64, name, msg string, now int64) error {
 	rows, err := tx.Query(`UPDATE deliveries SET status = 'failed', last_error = ?, next_at = ?, updated = ?
 		WHERE `+dependentsOf+` AND status = 'pending' RETURNING id, action_name, last_error`,
 		bridge.ChainFailed(name, id, msg), now, now, id)
-	if err != nil {
-		return err
-	}
 	type failed struct {
 		id        int64
 		name, msg string
 	}
-	var next []failed
-	for rows.Next() {
-		var f failed
-		if err := rows.Scan(&f.id, &f.name, &f.msg); err != nil {
-			rows.Close()
-			return err
-		}
-		if f.name != "" {
-			next = append(next, f)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	next, err := collect(rows, err, func(r *sql.Rows) (f failed, err error) {
+		err = r.Scan(&f.id, &f.name, &f.msg)
+		return f, err
+	})
+	if err != nil {
 		return err
 	}
 	for _, f := range next {
+		if f.name == "" {
+			continue // no action runs after it
+		}
 		if err := failDependents(tx, f.id, f.name, f.msg, now); err != nil {
 			return err
 		}
@@ -224,20 +210,11 @@ func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) ([]int64
 			}
 		}
 		rows, err := tx.Query(q+" ORDER BY event_seq, rule, action_index", args...)
+		picked, err := collect(rows, err, func(r *sql.Rows) (c bridge.ReplayCandidate, err error) {
+			err = r.Scan(&c.ID, &c.Sink, &c.Event, &c.Rule, &c.Index, &c.AfterIndex)
+			return c, err
+		})
 		if err != nil {
-			return err
-		}
-		var picked []bridge.ReplayCandidate
-		for rows.Next() {
-			var c bridge.ReplayCandidate
-			if err := rows.Scan(&c.ID, &c.Sink, &c.Event, &c.Rule, &c.Index, &c.AfterIndex); err != nil {
-				rows.Close()
-				return err
-			}
-			picked = append(picked, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		parentStatus := func(c bridge.ReplayCandidate) (string, error) {
@@ -283,20 +260,8 @@ func (s *Store) Replay(ctx context.Context, ids []int64, now time.Time) ([]int64
 func rewaitDependents(tx *sql.Tx, id, now int64, out *[]int64) error {
 	rows, err := tx.Query(`UPDATE deliveries SET status = 'pending', next_at = ?, window_start = ?, updated = ?
 		WHERE `+dependentsOf+` AND status = 'failed' RETURNING id`, waiting, now, now, id)
+	got, err := collect(rows, err, scanOne[int64])
 	if err != nil {
-		return err
-	}
-	var got []int64
-	for rows.Next() {
-		var d int64
-		if err := rows.Scan(&d); err != nil {
-			rows.Close()
-			return err
-		}
-		got = append(got, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for _, d := range got {

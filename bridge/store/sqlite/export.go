@@ -150,28 +150,14 @@ func (x *Export) check(ctx context.Context) error {
 // missingColumns returns, as "default AS name", the chainColumns the
 // file's deliveries table lacks.
 func (x *Export) missingColumns(ctx context.Context) ([]string, error) {
-	rows, err := x.conn.QueryContext(ctx, `SELECT name FROM pragma_table_info('deliveries')`)
+	absent, err := absentChainColumns(ctx, x.conn)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	have := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		have[name] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
 	var missing []string
-	for _, c := range chainColumns {
-		if !have[c[0]] {
-			_, def, _ := strings.Cut(c[1], "DEFAULT ")
-			missing = append(missing, def+" AS "+c[0])
-		}
+	for _, c := range absent {
+		_, def, _ := strings.Cut(c[1], "DEFAULT ")
+		missing = append(missing, def+" AS "+c[0])
 	}
 	return missing, nil
 }

@@ -66,6 +66,31 @@ func (s *Store) SinkStats(ctx context.Context) (map[string]bridge.SinkStats, err
 	return out, nil
 }
 
+// collect reads every row of rows with scan and closes them, so that the
+// caller's next statement on a transaction's one connection can run. err
+// is the query's: collect(tx.Query(...)) cannot be written with scan.
+func collect[T any](rows *sql.Rows, err error, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// scanOne is collect's scan of a row of one column.
+func scanOne[T any](rows *sql.Rows) (v T, err error) {
+	err = rows.Scan(&v)
+	return v, err
+}
+
 // conds gathers the WHERE conditions of a list query and their arguments.
 type conds struct {
 	conds []string

@@ -175,31 +175,16 @@ DROP INDEX deliveries_failed;`
 		t.Fatal(err)
 	}
 	db.Close()
-	indexes := func(s *Store) []string {
-		t.Helper()
-		rows, err := s.rdb.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var names []string
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			names = append(names, n)
-		}
-		return names
-	}
 	s, err := Open(bridge.StoreConfig{Path: path, Sync: "normal"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	rows, err := s.rdb.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	got, err := collect(rows, err, scanOne[string])
 	want := []string{"deliveries_due", "deliveries_errors", "deliveries_event", "deliveries_failed", "events_source"}
-	if got := indexes(s); !slices.Equal(got, want) {
-		t.Fatalf("indexes after open: %q, want %q", got, want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("indexes after open: %q, %v; want %q", got, err, want)
 	}
 	var plan string
 	if err := s.rdb.QueryRow(`EXPLAIN QUERY PLAN SELECT d.id FROM deliveries d WHERE d.status = 'failed' ORDER BY d.id DESC LIMIT 50`).
