@@ -64,22 +64,28 @@ func benchIngest(b *testing.B, s *Store, planned []bridge.Planned) {
 }
 
 func benchIngestIDs(b *testing.B, s *Store, planned []bridge.Planned, id func(int64) string) {
-	var n atomic.Int64
-	now := time.Now()
 	gen0 := s.gen
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := cpuTime()
+	ingestConcurrently(b, s, planned, id)
+	b.StopTimer()
+	reportCPU(b, cpu)
+	if commits := s.gen - gen0; commits > 0 {
+		b.ReportMetric(float64(b.N)/float64(commits), "events/commit")
+	}
+}
+
+// ingestConcurrently ingests b.N events, their ids id(1) to id(b.N), from
+// 32 goroutines, as 32 concurrent webhooks do.
+func ingestConcurrently(b *testing.B, s *Store, planned []bridge.Planned, id func(int64) string) {
+	var n atomic.Int64
+	now := time.Now()
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
-			for {
-				i := n.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				ev := testEvent("src", id(i), now)
-				if _, err := s.Ingest(context.Background(), ev, benchBody, planned); err != nil {
+			for i := n.Add(1); i <= int64(b.N); i = n.Add(1) {
+				if _, err := s.Ingest(context.Background(), testEvent("src", id(i), now), benchBody, planned); err != nil {
 					b.Error(err)
 					return
 				}
@@ -87,11 +93,6 @@ func benchIngestIDs(b *testing.B, s *Store, planned []bridge.Planned, id func(in
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
-	reportCPU(b, cpu)
-	if commits := s.gen - gen0; commits > 0 {
-		b.ReportMetric(float64(b.N)/float64(commits), "events/commit")
-	}
 }
 
 // BenchmarkDeliver measures the delivery path's store work for a batch
@@ -151,21 +152,8 @@ func reportCPU(b *testing.B, start time.Duration) {
 func BenchmarkRecord(b *testing.B) {
 	s := openTestStore(b, "normal")
 	planned := []bridge.Planned{{Rule: "all", Sink: "archive", Action: []byte(`{}`)}}
-	now := time.Now()
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 32 {
-		wg.Go(func() {
-			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-				if _, err := s.Ingest(ctx, testEvent("src", fmt.Sprintf("evt-%09d", i), now), benchBody, planned); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	ingestConcurrently(b, s, planned, func(i int64) string { return fmt.Sprintf("evt-%09d", i) })
 	ds, err := s.Deliveries(ctx, bridge.DeliveryFilter{Status: bridge.StatusPending})
 	if err != nil || len(ds) != b.N {
 		b.Fatalf("%d pending deliveries, %v; want %d", len(ds), err, b.N)
